@@ -1,0 +1,38 @@
+import { AppError } from '../errors.ts';
+import type { PasswordHasher } from '../passwords/index.ts';
+import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
+import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
+import { startSession, type SessionDeps, type SessionTokens } from './sessions.ts';
+
+export interface LoginDeps extends SessionDeps {
+  hasher: PasswordHasher;
+}
+
+export interface LoginResult {
+  user: PublicUser;
+  tokens: SessionTokens;
+}
+
+export async function login(deps: LoginDeps, input: { email: string; password: string }): Promise<LoginResult> {
+  const user = await findUserByNormalizedEmail(deps.db, normalizeEmail(input.email));
+  if (!user) {
+    // Hash the password anyway so an unknown email costs what a wrong password costs.
+    await deps.hasher.verifyDummy(input.password);
+    throw invalidCredentials(input.email);
+  }
+  const passwordMatches = await deps.hasher.verify(user.password_hash, input.password);
+  // Disabled accounts get the same answer, after the same work, as a wrong password.
+  if (!passwordMatches || user.disabled_at !== null) throw invalidCredentials(input.email);
+
+  if (deps.hasher.needsRehash(user.password_hash)) {
+    // Imported (werkzeug, bcrypt) or outdated hashes become Argon2id once the password is known.
+    await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(input.password), deps.clock.nowSeconds());
+  }
+  const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) });
+  return { user: toPublicUser(user), tokens };
+}
+
+/** The seed echoes the email (never the password) in the failure body. */
+function invalidCredentials(email: string): AppError {
+  return new AppError('invalid_credentials', 'incorrect user email or password', { data: { email } });
+}

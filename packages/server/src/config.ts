@@ -1,0 +1,195 @@
+/**
+ * The only module that reads process.env. Every problem is collected and
+ * reported together, so an operator fixes a bad deployment in one pass.
+ */
+export type JwtAlgorithm = 'EdDSA' | 'ES256' | 'RS256' | 'HS256';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  host: string;
+  port: number;
+  databaseUrl: string;
+  redisUrl: string | undefined;
+  jwt: {
+    algorithm: JwtAlgorithm;
+    /** HS256 only; never logged. */
+    secret: string | undefined;
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    refreshReuseGraceSeconds: number;
+  };
+  password: { minLength: number; maxLength: number; breachedCheck: boolean };
+  limits: { rateLimitPerMinute: number; loginMaxFailures: number; bodyLimitBytes: number };
+  trustProxy: boolean;
+  corsOrigins: string[];
+  keyEncryptionSecret: string | undefined;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 * 1024, mib: 1024 * 1024 };
+const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const ALGORITHMS: JwtAlgorithm[] = ['EdDSA', 'ES256', 'RS256', 'HS256'];
+
+/** Reads values one by one, remembering every problem instead of stopping at the first. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max} (got "${value}")`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
+  /** Seconds, or a duration such as 15m, 12h, 30d. */
+  duration(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const match = /^(\d+)\s*([smhd]?)$/i.exec(value);
+    const seconds = match ? Number(match[1]) * (DURATION_UNITS[(match[2] || 's').toLowerCase()] ?? 1) : NaN;
+    if (!Number.isSafeInteger(seconds) || seconds < min || seconds > max) {
+      this.problems.push(`${name} must be a duration from ${min}s to ${max}s, in seconds or like 15m/12h/30d (got "${value}")`);
+      return fallback;
+    }
+    return seconds;
+  }
+
+  /** Bytes, or a size such as 64kb, 1mb. */
+  size(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const match = /^(\d+)\s*([a-z]*)$/i.exec(value);
+    const unit = match ? SIZE_UNITS[(match[2] || 'b').toLowerCase()] : undefined;
+    const bytes = match && unit ? Number(match[1]) * unit : NaN;
+    if (!Number.isSafeInteger(bytes) || bytes < min || bytes > max) {
+      this.problems.push(`${name} must be a size from ${min} to ${max} bytes, like 65536 or 64kb (got "${value}")`);
+      return fallback;
+    }
+    return bytes;
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name} must be true or false (got "${value}")`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const found = allowed.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
+    if (!found) this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+    return found ?? fallback;
+  }
+
+  url(name: string, fallback: string | undefined, protocols: string[]): string | undefined {
+    const value = this.raw(name) ?? fallback;
+    if (value === undefined) return undefined;
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      protocol = undefined;
+    }
+    if (!protocol || !protocols.includes(protocol)) {
+      // Never echo the value: a database or Redis URL may hold a password.
+      this.problems.push(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    }
+    return value;
+  }
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const read = new EnvReader(env);
+
+  const databaseUrl = read.string('DATABASE_URL', 'sqlite:./data/gatehouse.db');
+  if (!/^sqlite:.+/.test(databaseUrl) && !/^postgres(ql)?:\/\/.+/.test(databaseUrl)) {
+    read.problems.push('DATABASE_URL must be sqlite:<file path> or postgres://…');
+  }
+
+  const algorithm = read.oneOf('JWT_ALG', ALGORITHMS, 'EdDSA');
+  const secret = read.raw('JWT_SECRET');
+  if (algorithm === 'HS256' && (secret === undefined || Buffer.byteLength(secret) < 32)) {
+    read.problems.push('JWT_ALG=HS256 needs JWT_SECRET of at least 32 bytes');
+  }
+  const keyEncryptionSecret = read.raw('KEY_ENCRYPTION_SECRET');
+  if (keyEncryptionSecret !== undefined && Buffer.byteLength(keyEncryptionSecret) < 32) {
+    read.problems.push('KEY_ENCRYPTION_SECRET must be at least 32 bytes');
+  }
+
+  const minLength = read.integer('PASSWORD_MIN_LENGTH', 15, 1, 128);
+  const maxLength = read.integer('PASSWORD_MAX_LENGTH', 1024, 128, 4096);
+  const corsOrigins = (read.raw('CORS_ORIGINS') ?? '').split(',').map((origin) => origin.trim()).filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (!/^https?:\/\/[^/]+$/.test(origin)) read.problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
+  }
+
+  const config: Config = {
+    host: read.string('HOST', '127.0.0.1'),
+    port: read.integer('PORT', 2000, 0, 65535),
+    databaseUrl,
+    redisUrl: read.url('REDIS_URL', undefined, ['redis:', 'rediss:']),
+    jwt: {
+      algorithm,
+      secret: algorithm === 'HS256' ? secret : undefined,
+      issuer: read.url('JWT_ISSUER', 'http://localhost:2000', ['http:', 'https:']) ?? 'http://localhost:2000',
+      audience: read.string('JWT_AUDIENCE', 'gatehouse'),
+      accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 900, 10, 86400),
+      refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 2592000, 60, 31536000),
+      refreshReuseGraceSeconds: read.duration('REFRESH_REUSE_GRACE', 10, 0, 300),
+    },
+    password: { minLength, maxLength, breachedCheck: read.boolean('PASSWORD_BREACHED_CHECK', true) },
+    limits: {
+      rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 30, 1, 1_000_000_000),
+      loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 1_000_000_000),
+      bodyLimitBytes: read.size('BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    },
+    trustProxy: read.boolean('TRUST_PROXY', false),
+    corsOrigins,
+    keyEncryptionSecret,
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+  };
+  if (config.jwt.refreshReuseGraceSeconds >= config.jwt.refreshTokenTtlSeconds) {
+    read.problems.push('REFRESH_REUSE_GRACE must be shorter than REFRESH_TOKEN_TTL');
+  }
+
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child);
+  }
+  return Object.freeze(value);
+}

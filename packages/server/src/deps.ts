@@ -1,0 +1,62 @@
+import type { Kysely } from 'kysely';
+import { systemClock, type Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import { openKeyStore, type KeyStore } from './keys/key-store.ts';
+import { loadServerSecret } from './keys/server-secret.ts';
+import { createPasswordHasher, createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
+import { createDb, type Db } from './storage/db.ts';
+import type { Database } from './storage/schema.ts';
+import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
+
+/** Everything the domain and HTTP layers use, wired in one place. */
+export interface Deps {
+  config: Readonly<Config>;
+  clock: Clock;
+  database: Db;
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  passwordPolicy: PasswordPolicy;
+  keys: KeyStore;
+  accessTokens: AccessTokens;
+  /** Server secret from which each refresh token's child is derived (retry grace). */
+  refreshDerivationSecret: Buffer;
+  close(): Promise<void>;
+}
+
+export interface DepsOverrides {
+  clock?: Clock;
+  hasher?: PasswordHasher;
+}
+
+export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
+  const clock = overrides.clock ?? systemClock;
+  const database = createDb(config.databaseUrl);
+  try {
+    await database.migrate();
+    const db = database.kysely;
+    const keys = await openKeyStore({ db, clock, config });
+    const refreshDerivationSecret = await loadServerSecret(
+      { db, clock, keyEncryptionSecret: config.keyEncryptionSecret },
+      'refresh-token-derivation',
+    );
+    return {
+      config,
+      clock,
+      database,
+      db,
+      hasher: overrides.hasher ?? createPasswordHasher(),
+      passwordPolicy: createPasswordPolicy({
+        minLength: config.password.minLength,
+        maxLength: config.password.maxLength,
+        breachedCheck: config.password.breachedCheck,
+      }),
+      keys,
+      accessTokens: createAccessTokens({ keys, clock, config }),
+      refreshDerivationSecret,
+      close: () => database.close(),
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

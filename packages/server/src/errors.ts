@@ -1,0 +1,44 @@
+/**
+ * The one error hierarchy. Domain code throws AppError with a stable code;
+ * http/errors.ts alone maps codes to statuses and public messages.
+ */
+export type ErrorCode =
+  | 'invalid_input'
+  | 'email_taken'
+  | 'invalid_credentials'
+  | 'wrong_password'
+  | 'token_missing'
+  | 'token_invalid'
+  | 'token_expired'
+  | 'token_revoked'
+  | 'refresh_invalid'
+  | 'forbidden'
+  | 'not_found'
+  | 'rate_limited'
+  | 'unavailable';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  /** Safe, public detail: field problems for invalid_input, echoed data for others. */
+  readonly details: { fieldErrors?: FieldError[]; data?: Record<string, unknown>; retryAfterSeconds?: number };
+
+  constructor(code: ErrorCode, message: string = code, details: AppError['details'] = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function invalidInput(fieldErrors: FieldError[]): AppError {
+  return new AppError('invalid_input', fieldErrors.map((e) => `${e.field}: ${e.message}`).join('; '), { fieldErrors });
+}
+
+export function isAppError(error: unknown, code?: ErrorCode): error is AppError {
+  return error instanceof AppError && (code === undefined || error.code === code);
+}

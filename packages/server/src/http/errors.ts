@@ -1,0 +1,88 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type ErrorCode, type FieldError } from '../errors.ts';
+import { envelope } from './envelope.ts';
+
+interface PublicError {
+  status: number;
+  message: string;
+}
+
+/** The one table from domain error codes to HTTP statuses and public messages. */
+const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
+  invalid_input: { status: 400, message: 'invalid request' },
+  email_taken: { status: 409, message: 'email already registered' },
+  invalid_credentials: { status: 403, message: 'verification failed - incorrect user email or password' },
+  wrong_password: { status: 403, message: 'verification failed - incorrect password' },
+  token_missing: { status: 401, message: 'auth failed - token is missing' },
+  token_invalid: { status: 401, message: 'auth failed - token is invalid' },
+  token_expired: { status: 401, message: 'auth failed - token has expired' },
+  token_revoked: { status: 401, message: 'auth failed - token has been revoked' },
+  refresh_invalid: { status: 401, message: 'refresh failed - token is invalid' },
+  forbidden: { status: 403, message: 'forbidden - admin role required' },
+  not_found: { status: 404, message: 'not found' },
+  rate_limited: { status: 429, message: 'too many requests - try again later' },
+  unavailable: { status: 503, message: 'service unavailable' },
+};
+
+/** Fastify's own client errors, by code, with messages that reveal nothing internal. */
+const FRAMEWORK_ERRORS: Record<string, PublicError> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, message: 'unsupported media type - send application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, message: 'invalid request - content length does not match the body' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, message: 'payload too large' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, message: 'invalid request - body is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, message: 'invalid request - body is not valid JSON' },
+  FST_ERR_BAD_URL: { status: 400, message: 'invalid request - malformed URL' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, message: 'invalid request' },
+};
+
+const TOKEN_CODES = new Set<ErrorCode>(['token_invalid', 'token_expired', 'token_revoked', 'refresh_invalid']);
+
+export function handleError(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error instanceof AppError) return sendAppError(error, reply);
+
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const fieldErrors = fastifyError.validation.map((issue) => toFieldError(issue, fastifyError.validationContext));
+    return sendAppError(new AppError('invalid_input', 'validation failed', { fieldErrors }), reply);
+  }
+  const known = fastifyError.code ? FRAMEWORK_ERRORS[fastifyError.code] : undefined;
+  if (known) return reply.code(known.status).send(envelope(known.status, known.message));
+  const status = fastifyError.statusCode;
+  if (status && status >= 400 && status < 500) {
+    // Body parse failures (bad JSON, bad UTF-8, __proto__ keys) arrive here with a 4xx status.
+    return reply.code(status).send(envelope(status, status === 400 ? 'invalid request - body is not valid JSON' : 'request refused'));
+  }
+  request.log.error({ err: error }, 'request failed');
+  return reply.code(500).send(envelope(500, 'internal server error'));
+}
+
+export function sendAppError(error: AppError, reply: FastifyReply): FastifyReply {
+  const { status, message } = PUBLIC_ERRORS[error.code];
+  if (error.code === 'token_missing') reply.header('www-authenticate', 'Bearer realm="gatehouse"');
+  else if (TOKEN_CODES.has(error.code)) reply.header('www-authenticate', 'Bearer error="invalid_token"');
+  if (error.details.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.details.retryAfterSeconds));
+
+  const fieldErrors = error.details.fieldErrors;
+  if (error.code === 'invalid_input' && fieldErrors?.length) {
+    return reply.code(status).send(envelope(status, `${message} - ${fieldErrors.map((e) => e.message).join('; ')}`, { errors: fieldErrors }));
+  }
+  return reply.code(status).send(envelope(status, message, error.details.data ?? null));
+}
+
+interface ValidationIssue {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string | undefined;
+}
+
+function toFieldError(issue: ValidationIssue, context: string | undefined): FieldError {
+  const path = issue.instancePath.split('/').filter(Boolean).join('.');
+  const missing = issue.keyword === 'required' ? String(issue.params.missingProperty) : undefined;
+  const extra = issue.keyword === 'additionalProperties' ? String(issue.params.additionalProperty) : undefined;
+  const field = [path, missing ?? extra].filter(Boolean).join('.') || (context === 'body' ? 'body' : (context ?? 'request'));
+  if (missing) return { field, message: `${field} is required` };
+  if (extra) return { field, message: `${field} is not an allowed field` };
+  if (issue.keyword === 'format') return { field, message: `${field} must be a valid ${String(issue.params.format)}` };
+  return { field, message: `${field} ${issue.message ?? 'is invalid'}` };
+}

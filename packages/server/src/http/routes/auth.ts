@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { login } from '../../auth/login.ts';
+import { signup } from '../../auth/signup.ts';
+import type { SessionTokens } from '../../auth/sessions.ts';
+import type { Deps } from '../../deps.ts';
+import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { LoginBody, LoginUserSchema, PublicUserSchema, SignupBody, TokenFields } from '../schemas.ts';
+
+export const TokenAnswerSchema = EnvelopeSchema(LoginUserSchema, TokenFields);
+
+/** The body shared by login and refresh: the seed's envelope plus the token fields. */
+export function tokenAnswer(message: string, user: { id: number; email: string; name: string }, tokens: SessionTokens) {
+  return {
+    ...envelope(201, message, { id: user.id, email: user.email, name: user.name }),
+    token: tokens.accessToken,
+    token_type: 'Bearer' as const,
+    expires_in: tokens.expiresInSeconds,
+    refresh_token: tokens.refreshToken,
+  };
+}
+
+export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
+  const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.post(
+    '/signup',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Create an account',
+        body: SignupBody,
+        response: { 201: EnvelopeSchema(PublicUserSchema), 400: ErrorEnvelopeSchema, 409: ErrorEnvelopeSchema },
+      },
+    },
+    async (request, reply) => {
+      const user = await signup(deps, request.body);
+      return reply.code(201).send(envelope(201, 'successfully registered', user));
+    },
+  );
+
+  app.post(
+    '/login',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Exchange email and password for an access token and a refresh token',
+        body: LoginBody,
+        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema },
+      },
+    },
+    async (request, reply) => {
+      const { user, tokens } = await login(deps, request.body);
+      return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('verification success', user, tokens));
+    },
+  );
+}

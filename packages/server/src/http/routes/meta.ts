@@ -1,0 +1,44 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Deps } from '../../deps.ts';
+import { envelope, EnvelopeSchema } from '../envelope.ts';
+
+const READY_TIMEOUT_MS = 2000;
+
+/** Liveness, readiness and the seed's greeting. */
+export async function metaRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.type('text/plain; charset=utf-8').send('flask rest connected'));
+
+  app.get(
+    '/healthz',
+    { schema: { tags: ['health'], summary: 'Liveness: the process answers', response: { 200: EnvelopeSchema(Type.Object({ status: Type.String() })) } } },
+    async () => envelope(200, 'ok', { status: 'ok' }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: the database answers',
+        response: { 200: EnvelopeSchema(Type.Object({ database: Type.String() })), 503: EnvelopeSchema(Type.Object({ database: Type.String() })) },
+      },
+    },
+    async (_request, reply) => {
+      const database = await withTimeout(deps.database.ping(), READY_TIMEOUT_MS).then(
+        () => 'up',
+        () => 'down',
+      );
+      if (database === 'up') return envelope(200, 'ready', { database });
+      return reply.code(503).send(envelope(503, 'not ready', { database }));
+    },
+  );
+}
+
+function withTimeout<T>(promise: Promise<T>, milliseconds: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), milliseconds);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Deps } from '../../deps.ts';
+import { AppError } from '../../errors.ts';
+import { findUserById } from '../../storage/users.ts';
+import { listUsers } from '../../users/list.ts';
+import { toPublicUser } from '../../users/user.ts';
+import { createAuthGuard } from '../auth-guard.ts';
+import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { BEARER_SECURITY, PublicUserSchema, UserListSchema, UsersQuery } from '../schemas.ts';
+
+export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
+  const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
+  const authGuard = createAuthGuard(deps);
+
+  app.get(
+    '/users',
+    {
+      preHandler: authGuard,
+      schema: {
+        tags: ['users'],
+        summary: 'List users (seed shape, no envelope), by cursor',
+        security: BEARER_SECURITY,
+        querystring: UsersQuery,
+        response: { 200: UserListSchema, 401: ErrorEnvelopeSchema },
+      },
+    },
+    async (request) => listUsers(deps.db, { limit: request.query.limit, cursor: request.query.cursor }),
+  );
+
+  app.get(
+    '/me',
+    {
+      preHandler: authGuard,
+      schema: {
+        tags: ['users'],
+        summary: 'The signed-in user',
+        security: BEARER_SECURITY,
+        response: { 200: EnvelopeSchema(PublicUserSchema), 401: ErrorEnvelopeSchema },
+      },
+    },
+    async (request) => {
+      const user = await findUserById(deps.db, request.auth!.userId);
+      if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
+      return envelope(200, 'success', toPublicUser(user));
+    },
+  );
+}

@@ -1,0 +1,43 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { createDeps } from './deps.ts';
+import { buildApp } from './http/app.ts';
+
+/** loadConfig → createDeps → buildApp → listen; SIGTERM/SIGINT drain in-flight requests and close the database. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`gatehouse: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const deps = await createDeps(config);
+  const app = await buildApp(deps);
+  let closing = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+      await deps.close();
+      process.exit(0);
+    } catch (error) {
+      app.log.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+
+  await app.listen({ host: config.host, port: config.port });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gatehouse: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,86 @@
+import type { Generated } from 'kysely';
+
+/** Row types. Timestamps are integer epoch seconds; nullable *_at columns instead of booleans. */
+export interface UsersTable {
+  id: Generated<number>;
+  email: string;
+  /** Lowercased, NFC-normalised email; the unique key, so uniqueness is case-insensitive in the database. */
+  email_normalized: string;
+  name: string;
+  password_hash: string;
+  /** JSON array of role names. */
+  roles: string;
+  created_at: number;
+  updated_at: number;
+  disabled_at: number | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: number;
+  created_at: number;
+  last_refreshed_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+}
+
+export interface RefreshTokensTable {
+  /** SHA-256 of the opaque token, base64url; the token itself is never stored. */
+  token_hash: string;
+  session_id: string;
+  parent_hash: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  /** Hash of the token issued when this one was spent; lets a retry within the grace window be recognised. */
+  child_hash: string | null;
+}
+
+export interface RevokedTokensTable {
+  /** Access token id (jti) refused until it expires on its own. */
+  jti: string;
+  expires_at: number;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  algorithm: string;
+  public_jwk: string;
+  /** JWK text, or an encrypted envelope when private_key_encryption is set. */
+  private_jwk: string;
+  private_key_encryption: string | null;
+  created_at: number;
+  retired_at: number | null;
+  /** When a retired key may leave the JWKS: after the last token it signed has expired. */
+  expires_at: number | null;
+}
+
+/** Server-side secrets shared by every instance (e.g. the refresh-token derivation key). */
+export interface ServerSecretsTable {
+  name: string;
+  /** base64url bytes, or an encrypted envelope when encryption is set. */
+  value: string;
+  encryption: string | null;
+  created_at: number;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  type: string;
+  user_id: number | null;
+  session_id: string | null;
+  ip: string | null;
+  created_at: number;
+  detail: string | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  revoked_tokens: RevokedTokensTable;
+  signing_keys: SigningKeysTable;
+  server_secrets: ServerSecretsTable;
+  audit_events: AuditEventsTable;
+}

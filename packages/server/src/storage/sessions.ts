@@ -1,0 +1,79 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Database, RefreshTokensTable, SessionsTable } from './schema.ts';
+
+export type SessionRow = Selectable<SessionsTable>;
+export type RefreshTokenRow = Selectable<RefreshTokensTable>;
+type Executor = Kysely<Database> | Transaction<Database>;
+
+export async function insertSessionWithToken(
+  db: Kysely<Database>,
+  session: SessionRow,
+  refreshToken: RefreshTokenRow,
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('sessions').values(session).execute();
+    await trx.insertInto('refresh_tokens').values(refreshToken).execute();
+  });
+}
+
+export async function findRefreshToken(db: Executor, tokenHash: string): Promise<RefreshTokenRow | undefined> {
+  return db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+}
+
+export async function findSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {
+  return db.selectFrom('sessions').selectAll().where('id', '=', sessionId).executeTakeFirst();
+}
+
+/**
+ * Marks a token spent only if nobody else did first; the conditional update is
+ * what makes concurrent refreshes of one token produce a single child.
+ */
+export async function spendRefreshToken(db: Executor, tokenHash: string, childHash: string, now: number): Promise<boolean> {
+  const result = await db
+    .updateTable('refresh_tokens')
+    .set({ used_at: now, child_hash: childHash })
+    .where('token_hash', '=', tokenHash)
+    .where('used_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export async function insertRefreshToken(db: Executor, row: RefreshTokenRow): Promise<void> {
+  await db.insertInto('refresh_tokens').values(row).execute();
+}
+
+export async function touchSession(db: Executor, sessionId: string, now: number, expiresAt: number): Promise<void> {
+  await db.updateTable('sessions').set({ last_refreshed_at: now, expires_at: expiresAt }).where('id', '=', sessionId).execute();
+}
+
+/** Revokes the given sessions (not already revoked); returns the ids that changed. */
+export async function revokeSessions(
+  db: Executor,
+  filter: { sessionId?: string; userId?: number; exceptSessionId?: string },
+  now: number,
+  reason: string,
+): Promise<string[]> {
+  let query = db.updateTable('sessions').set({ revoked_at: now, revoked_reason: reason }).where('revoked_at', 'is', null);
+  if (filter.sessionId !== undefined) query = query.where('id', '=', filter.sessionId);
+  if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+  if (filter.exceptSessionId !== undefined) query = query.where('id', '!=', filter.exceptSessionId);
+  const rows = await query.returning('id').execute();
+  return rows.map((row) => row.id);
+}
+
+/** Revoked sessions whose access tokens may still be alive: the denylist to load at start. */
+export async function listRecentlyRevokedSessions(db: Executor, since: number): Promise<Array<{ id: string; revoked_at: number }>> {
+  const rows = await db.selectFrom('sessions').select(['id', 'revoked_at']).where('revoked_at', '>=', since).execute();
+  return rows.map((row) => ({ id: row.id, revoked_at: Number(row.revoked_at) }));
+}
+
+/** Drops sessions (and their tokens, by cascade) that can no longer be used or matter to the denylist. */
+export async function deleteExpiredSessions(db: Executor, expiredBefore: number): Promise<number> {
+  const result = await db.deleteFrom('sessions').where('expires_at', '<', expiredBefore).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+export async function deleteExpiredRefreshTokens(db: Executor, expiredBefore: number): Promise<number> {
+  const result = await db.deleteFrom('refresh_tokens').where('expires_at', '<', expiredBefore).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import pg from 'pg';
+import { fixedClock, type ManualClock } from '../src/clock.ts';
+import { loadConfig } from '../src/config.ts';
+import { createDeps, type Deps } from '../src/deps.ts';
+import { buildApp } from '../src/http/app.ts';
+import { createPasswordHasher } from '../src/passwords/index.ts';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+/** A fresh, empty database per call: a temporary SQLite file, or a new PostgreSQL schema. */
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * The dialects this run covers: SQLite always, PostgreSQL when TEST_DATABASE_URL is set.
+ * TEST_DIALECTS=sqlite (or postgres) narrows the list.
+ */
+export function testDialects(): DialectName[] {
+  const wanted = process.env.TEST_DIALECTS?.split(',').map((name) => name.trim());
+  const available: DialectName[] = process.env.TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite'];
+  return available.filter((name) => !wanted || wanted.includes(name));
+}
+
+export async function createTestDatabase(dialect: DialectName): Promise<TestDatabase> {
+  if (dialect === 'sqlite') {
+    const directory = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+    return { url: `sqlite:${join(directory, 'gatehouse.db')}`, drop: async () => rmSync(directory, { recursive: true, force: true }) };
+  }
+  const baseUrl = process.env.TEST_DATABASE_URL;
+  if (!baseUrl) throw new Error('TEST_DATABASE_URL is not set');
+  const schema = `gh_test_${randomBytes(6).toString('hex')}`;
+  await withAdminClient(baseUrl, (client) => client.query(`create schema ${schema}`));
+  const url = new URL(baseUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    drop: () => withAdminClient(baseUrl, (client) => client.query(`drop schema ${schema} cascade`)).then(() => undefined),
+  };
+}
+
+async function withAdminClient<T>(url: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Cheap Argon2id for tests; production parameters are tested in passwords/. */
+export const fastHasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
+
+export interface TestApp {
+  app: FastifyInstance;
+  deps: Deps;
+  clock: ManualClock;
+  database: TestDatabase;
+  /** Rebuilds deps and app on the same database, as a process restart would. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const SEED_ENV = { PASSWORD_MIN_LENGTH: '6', PASSWORD_BREACHED_CHECK: 'false' };
+
+export async function startTestApp(dialect: DialectName, env: Record<string, string> = {}): Promise<TestApp> {
+  const database = await createTestDatabase(dialect);
+  const clock = fixedClock(new Date('2026-06-01T12:00:00Z'));
+  const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', ...env, DATABASE_URL: database.url });
+  const test: TestApp = {
+    app: undefined as unknown as FastifyInstance,
+    deps: undefined as unknown as Deps,
+    clock,
+    database,
+    async restart() {
+      await test.app.close();
+      await test.deps.close();
+      await open();
+    },
+    async close() {
+      await test.app.close();
+      await test.deps.close();
+      await database.drop();
+    },
+  };
+  async function open() {
+    test.deps = await createDeps(config, { clock, hasher: fastHasher });
+    test.app = await buildApp(test.deps, { logger: false });
+    await test.app.ready();
+  }
+  await open();
+  return test;
+}
+
+export function json<T = any>(response: LightMyRequestResponse): T {
+  return JSON.parse(response.body) as T;
+}
+
+export const STRONG_PASSWORD = 'correct horse battery staple';
+
+export async function signupUser(
+  app: FastifyInstance,
+  user: { name?: string; email: string; password?: string },
+): Promise<LightMyRequestResponse> {
+  return app.inject({
+    method: 'POST',
+    url: '/signup',
+    payload: { name: user.name ?? 'Test User', email: user.email, password: user.password ?? STRONG_PASSWORD },
+  });
+}
+
+export async function loginUser(app: FastifyInstance, email: string, password: string = STRONG_PASSWORD) {
+  return app.inject({ method: 'POST', url: '/login', payload: { email, password } });
+}
+
+/** Signs up and logs in; returns the login answer's tokens. */
+export async function signedInUser(app: FastifyInstance, email: string) {
+  const signup = await signupUser(app, { email });
+  if (signup.statusCode !== 201) throw new Error(`signup failed: ${signup.body}`);
+  const login = await loginUser(app, email);
+  if (login.statusCode !== 201) throw new Error(`login failed: ${login.body}`);
+  const body = json(login);
+  return { id: body.data.id as number, token: body.token as string, refreshToken: body.refresh_token as string };
+}
+
+/** Markers that must never appear in an answer body. */
+export const LEAK_MARKERS = [/\$argon2/i, /scrypt:\d/, /pbkdf2:sha/, /\$2[aby]\$/, /\bat .*\.ts:\d+/, /SQLITE_/, /syntax error/i, /\bselect\b.*\bfrom\b/i, /"d":"/, /PRIVATE KEY/];
+
+export function assertNoLeak(body: string, secrets: string[] = []): void {
+  for (const marker of LEAK_MARKERS) {
+    if (marker.test(body)) throw new Error(`answer leaks ${marker}: ${body.slice(0, 300)}`);
+  }
+  for (const secret of secrets) {
+    if (secret && body.includes(secret)) throw new Error(`answer leaks a secret: ${body.slice(0, 300)}`);
+  }
+}
