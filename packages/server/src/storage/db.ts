@@ -30,7 +30,14 @@ export function createDb(databaseUrl: string): Db {
     kysely,
     dialect,
     async migrate() {
-      const migrator = new Migrator({ db: kysely, provider: { getMigrations: async () => migrations } });
+      // Kysely looks for its bookkeeping tables in every schema; pin them to ours (search_path may name another).
+      const migrationTableSchema =
+        dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(kysely)).rows[0]?.schema : undefined;
+      const migrator = new Migrator({
+        db: kysely,
+        provider: { getMigrations: async () => migrations },
+        ...(migrationTableSchema ? { migrationTableSchema } : {}),
+      });
       const result = await migrator.migrateToLatest();
       if (result.error) throw result.error;
       return result;

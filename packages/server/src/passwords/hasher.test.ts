@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { createPasswordHasher, OWASP_ARGON2ID } from './hasher.ts';
+import type { Argon2Parameters } from './hasher.ts';
+
+// Low cost keeps the suite fast; only the OWASP test below pays the real price.
+const FAST_PARAMETERS: Argon2Parameters = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
+const PASSPHRASE = 'correct horse battery staple';
+
+const SEED_SCRYPT_HASH =
+  'scrypt:32768:8:1$KNTfrQV4SHtEuCTp$eefb9c985a99e315f6e1451b3bec49a607fac995f65dc5e568d8d7164c4a3e75b9bb2492b73d6297f058cbf9f10501cddb01b49e9364ab0fa5864b64f5f4ea4d';
+const WERKZEUG_PBKDF2_HASH =
+  'pbkdf2:sha256:10000$HaWHiqkodBUSP4G0$3dc9ad9cb101a13b47dc8b689dab19b68d3865b7fa7e7b167fc95917b2673f8f';
+const BCRYPT_HASH = '$2b$04$BvtKuVpJ4P.yG1leyK0h0OHWz1tWipmmjZcPxeEg0k51CVq.AE4PK';
+
+describe('createPasswordHasher', () => {
+  const hasher = createPasswordHasher(FAST_PARAMETERS);
+
+  it('hashes to an Argon2id PHC string that verifies', async () => {
+    const storedHash = await hasher.hash(PASSPHRASE);
+    expect(storedHash).toMatch(/^\$argon2id\$v=19\$m=1024,t=1,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+    expect(await hasher.verify(storedHash, PASSPHRASE)).toBe(true);
+    expect(await hasher.verify(storedHash, 'correct horse battery stapler')).toBe(false);
+  });
+
+  it('salts every hash', async () => {
+    expect(await hasher.hash(PASSPHRASE)).not.toBe(await hasher.hash(PASSPHRASE));
+  });
+
+  it('encodes the OWASP parameters m=19456, t=2, p=1 by default', async () => {
+    expect(OWASP_ARGON2ID).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    const owaspHasher = createPasswordHasher();
+    const storedHash = await owaspHasher.hash(PASSPHRASE);
+    expect(storedHash.startsWith('$argon2id$v=19$m=19456,t=2,p=1$')).toBe(true);
+    expect(owaspHasher.needsRehash(storedHash)).toBe(false);
+  });
+
+  it('verifies the legacy formats through the same call', async () => {
+    expect(await hasher.verify(SEED_SCRYPT_HASH, 'test123')).toBe(true);
+    expect(await hasher.verify(SEED_SCRYPT_HASH, 'test124')).toBe(false);
+    expect(await hasher.verify(WERKZEUG_PBKDF2_HASH, PASSPHRASE)).toBe(true);
+    expect(await hasher.verify(BCRYPT_HASH, PASSPHRASE)).toBe(true);
+  });
+
+  it.each([
+    '',
+    'garbage',
+    '$argon2id$',
+    '$argon2id$v=19$m=1024,t=1,p=1$notbase64!$notbase64!',
+    '$argon2id$v=19$m=4294967295,t=1,p=1$AVh4IHrSaABSdYA79deHgA$/uf6PZhSp/Rz5jCHj86sSaDnnLES24OAWvqdpKo0iac',
+    '$argon2id$v=19$m=1024,t=1,p=1$AVh4IHrSaABSdYA79deHgA', // digest missing
+    '$1$md5crypt$unsupported',
+  ])('verify returns false, without throwing, for %j', async (storedHash) => {
+    await expect(hasher.verify(storedHash, PASSPHRASE)).resolves.toBe(false);
+  });
+});
+
+describe('needsRehash', () => {
+  const hasher = createPasswordHasher(FAST_PARAMETERS);
+
+  it('is false for a hash made with the configured parameters', async () => {
+    expect(hasher.needsRehash(await hasher.hash(PASSPHRASE))).toBe(false);
+  });
+
+  it('is true for every legacy format', () => {
+    expect(hasher.needsRehash(SEED_SCRYPT_HASH)).toBe(true);
+    expect(hasher.needsRehash(WERKZEUG_PBKDF2_HASH)).toBe(true);
+    expect(hasher.needsRehash(BCRYPT_HASH)).toBe(true);
+  });
+
+  it.each<[string, Argon2Parameters]>([
+    ['memory cost', { ...FAST_PARAMETERS, memoryCost: 2048 }],
+    ['time cost', { ...FAST_PARAMETERS, timeCost: 2 }],
+    ['parallelism', { ...FAST_PARAMETERS, parallelism: 2 }],
+  ])('is true for Argon2id with a different %s', async (_, otherParameters) => {
+    const storedHash = await createPasswordHasher(otherParameters).hash(PASSPHRASE);
+    expect(hasher.needsRehash(storedHash)).toBe(true);
+    expect(await hasher.verify(storedHash, PASSPHRASE)).toBe(true);
+  });
+
+  it('is true for garbage, which can never verify', () => {
+    expect(hasher.needsRehash('garbage')).toBe(true);
+    expect(hasher.needsRehash('$argon2id$v=19$broken')).toBe(true);
+  });
+});
+
+describe('verifyDummy', () => {
+  it('resolves for any password', async () => {
+    const hasher = createPasswordHasher(FAST_PARAMETERS);
+    await expect(hasher.verifyDummy(PASSPHRASE)).resolves.toBeUndefined();
+    await expect(hasher.verifyDummy('')).resolves.toBeUndefined();
+  });
+});
+
+describe('event loop', () => {
+  it('keeps the event loop running while several hashes compute', async () => {
+    const hasher = createPasswordHasher(OWASP_ARGON2ID);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 1);
+    try {
+      // A synchronous hash would resolve all of these before any timer could fire, leaving ticks at 0.
+      await Promise.all(Array.from({ length: 8 }, () => hasher.hash(PASSPHRASE)));
+    } finally {
+      clearInterval(ticker);
+    }
+    expect(ticks).toBeGreaterThan(0);
+  });
+});

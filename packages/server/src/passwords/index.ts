@@ -1,0 +1,4 @@
+export { createPasswordHasher, OWASP_ARGON2ID } from './hasher.ts';
+export type { Argon2Parameters, PasswordHasher } from './hasher.ts';
+export { createPasswordPolicy } from './policy.ts';
+export type { PasswordIdentity, PasswordPolicy, PasswordPolicyOptions, PasswordProblem, PasswordRule } from './policy.ts';
