@@ -7,6 +7,7 @@ import { createPasswordHasher, createPasswordPolicy, type PasswordHasher, type P
 import { createDb, type Db } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
+import { createDenylist, type Denylist } from './tokens/denylist.ts';
 
 /** Everything the domain and HTTP layers use, wired in one place. */
 export interface Deps {
@@ -18,6 +19,7 @@ export interface Deps {
   passwordPolicy: PasswordPolicy;
   keys: KeyStore;
   accessTokens: AccessTokens;
+  denylist: Denylist;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
   close(): Promise<void>;
@@ -39,6 +41,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       { db, clock, keyEncryptionSecret: config.keyEncryptionSecret },
       'refresh-token-derivation',
     );
+    const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });
+    await denylist.sync();
     return {
       config,
       clock,
@@ -52,6 +56,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       }),
       keys,
       accessTokens: createAccessTokens({ keys, clock, config }),
+      denylist,
       refreshDerivationSecret,
       close: () => database.close(),
     };

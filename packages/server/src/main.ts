@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.ts';
+import { startMaintenance } from './auth/maintenance.ts';
 import { createDeps } from './deps.ts';
 import { buildApp } from './http/app.ts';
 
@@ -17,12 +18,17 @@ async function main(): Promise<void> {
 
   const deps = await createDeps(config);
   const app = await buildApp(deps);
+  const maintenance = startMaintenance(
+    { db: deps.db, clock: deps.clock, denylist: deps.denylist, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
+    { syncIntervalMs: 5_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'maintenance failed') },
+  );
   let closing = false;
   const shutdown = async (signal: NodeJS.Signals) => {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down');
     try {
+      maintenance.stop();
       await app.close();
       await deps.close();
       process.exit(0);

@@ -6,6 +6,7 @@ import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
 import { authRoutes } from './routes/auth.ts';
 import { metaRoutes } from './routes/meta.ts';
+import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
 import { registerJsonOnly, validatorCompiler } from './validation.ts';
@@ -66,6 +67,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
   await app.register(async (routes) => {
     await metaRoutes(routes, deps);
     await authRoutes(routes, deps);
+    await sessionRoutes(routes, deps);
     await userRoutes(routes, deps);
     await wellKnownRoutes(routes, deps);
   });

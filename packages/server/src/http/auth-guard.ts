@@ -31,9 +31,10 @@ export function readAccessToken(request: FastifyRequest): string {
 }
 
 /** preHandler for protected routes: a verified, unrevoked token of a user who still exists and is enabled. */
-export function createAuthGuard(deps: Pick<Deps, 'accessTokens' | 'db'>) {
+export function createAuthGuard(deps: Pick<Deps, 'accessTokens' | 'db' | 'denylist'>) {
   return async function authGuard(request: FastifyRequest): Promise<void> {
     const claims = await deps.accessTokens.verify(readAccessToken(request));
+    if (deps.denylist.isRevoked(claims.sessionId, claims.tokenId)) throw new AppError('token_revoked', 'session revoked');
     const user = await findUserStatus(deps.db, claims.userId);
     if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
     if (user.disabled_at !== null) throw new AppError('token_revoked', 'user is disabled');

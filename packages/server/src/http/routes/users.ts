@@ -16,7 +16,7 @@ export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
   app.get(
     '/users',
     {
-      preHandler: authGuard,
+      onRequest: authGuard,
       schema: {
         tags: ['users'],
         summary: 'List users (seed shape, no envelope), by cursor',
@@ -31,7 +31,7 @@ export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
   app.get(
     '/me',
     {
-      preHandler: authGuard,
+      onRequest: authGuard,
       schema: {
         tags: ['users'],
         summary: 'The signed-in user',

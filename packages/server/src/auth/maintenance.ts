@@ -1,0 +1,53 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../clock.ts';
+import { deleteExpiredRefreshTokens, deleteExpiredSessions } from '../storage/sessions.ts';
+import type { Database } from '../storage/schema.ts';
+import type { Denylist } from '../tokens/denylist.ts';
+
+export interface MaintenanceDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  denylist: Denylist;
+  accessTokenTtlSeconds: number;
+}
+
+export interface MaintenanceReport {
+  sessionsDeleted: number;
+  refreshTokensDeleted: number;
+  revokedTokensDeleted: number;
+}
+
+/** Deletes rows nothing can use any more; runs inside the process, no external cron. */
+export async function purgeExpired(deps: MaintenanceDeps): Promise<MaintenanceReport> {
+  const now = deps.clock.nowSeconds();
+  // A revoked session must outlive its last access token, or the denylist could not be rebuilt at start.
+  const sessionsDeleted = await deleteExpiredSessions(deps.db, now - deps.accessTokenTtlSeconds);
+  const refreshTokensDeleted = await deleteExpiredRefreshTokens(deps.db, now);
+  const revoked = await deps.db.deleteFrom('revoked_tokens').where('expires_at', '<=', now).executeTakeFirst();
+  deps.denylist.prune();
+  return { sessionsDeleted, refreshTokensDeleted, revokedTokensDeleted: Number(revoked.numDeletedRows) };
+}
+
+export interface MaintenanceSchedule {
+  stop(): void;
+}
+
+/**
+ * Polls revocations made by other instances every few seconds and purges expired
+ * rows every few minutes. Timers are unref'd: they never keep the process alive.
+ */
+export function startMaintenance(
+  deps: MaintenanceDeps,
+  options: { syncIntervalMs: number; purgeIntervalMs: number; onError: (error: unknown) => void },
+): MaintenanceSchedule {
+  const sync = setInterval(() => deps.denylist.sync().catch(options.onError), options.syncIntervalMs);
+  const purge = setInterval(() => purgeExpired(deps).catch(options.onError), options.purgeIntervalMs);
+  sync.unref();
+  purge.unref();
+  return {
+    stop() {
+      clearInterval(sync);
+      clearInterval(purge);
+    },
+  };
+}

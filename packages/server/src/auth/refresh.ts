@@ -1,0 +1,93 @@
+import type { Kysely } from 'kysely';
+import { AppError } from '../errors.ts';
+import { findRefreshToken, findSession, insertRefreshToken, spendRefreshToken, touchSession, type RefreshTokenRow } from '../storage/sessions.ts';
+import type { Database } from '../storage/schema.ts';
+import { findUserById } from '../storage/users.ts';
+import type { Denylist } from '../tokens/denylist.ts';
+import { deriveChildRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '../tokens/refresh-tokens.ts';
+import { parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
+import { revokeAndDeny } from './logout.ts';
+import type { SessionDeps, SessionTokens } from './sessions.ts';
+
+export interface RefreshDeps extends SessionDeps {
+  denylist: Denylist;
+  refreshDerivationSecret: Buffer;
+}
+
+export interface RefreshResult {
+  user: PublicUser;
+  tokens: SessionTokens;
+}
+
+/**
+ * Rotation with reuse detection. The presented token is spent and its child issued
+ * in the same session. A token already spent is either a retry (within the grace
+ * window, before the child was used: the same child is returned again) or reuse
+ * (the whole session is revoked).
+ */
+export async function refreshSession(deps: RefreshDeps, presentedToken: string): Promise<RefreshResult> {
+  if (!looksLikeRefreshToken(presentedToken)) throw refreshInvalid();
+  const now = deps.clock.nowSeconds();
+  const tokenHash = hashRefreshToken(presentedToken);
+  const childToken = deriveChildRefreshToken(presentedToken, deps.refreshDerivationSecret);
+  const childHash = hashRefreshToken(childToken);
+
+  const token = await findRefreshToken(deps.db, tokenHash);
+  if (!token) throw refreshInvalid();
+  const session = await findSession(deps.db, token.session_id);
+  if (!session || session.revoked_at !== null || session.expires_at <= now || token.expires_at <= now) throw refreshInvalid();
+  const user = await findUserById(deps.db, session.user_id);
+  if (!user || user.disabled_at !== null) throw refreshInvalid();
+
+  const spentNow = token.used_at === null && (await spendAndIssueChild(deps.db, token, childHash, now, deps.config.jwt.refreshTokenTtlSeconds));
+  if (!spentNow) {
+    // Spent before (or by a concurrent request a moment ago): a retry, or reuse.
+    const spent = await findRefreshToken(deps.db, tokenHash);
+    const child = spent?.child_hash ? await findRefreshToken(deps.db, spent.child_hash) : undefined;
+    const isRetry =
+      spent?.used_at != null &&
+      now - spent.used_at < deps.config.jwt.refreshReuseGraceSeconds &&
+      spent.child_hash === childHash &&
+      child !== undefined &&
+      child.used_at === null;
+    if (!isRetry) {
+      await revokeAndDeny(deps, { sessionId: session.id }, 'refresh_token_reuse');
+      throw refreshInvalid();
+    }
+  }
+
+  const access = await deps.accessTokens.issue({ userId: user.id, email: user.email, roles: parseRoles(user.roles), sessionId: session.id });
+  return {
+    user: toPublicUser(user),
+    tokens: { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken: childToken, sessionId: session.id },
+  };
+}
+
+/** Spends the token and stores its child atomically; false when another request spent it first. */
+async function spendAndIssueChild(
+  db: Kysely<Database>,
+  token: RefreshTokenRow,
+  childHash: string,
+  now: number,
+  refreshTokenTtlSeconds: number,
+): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    if (!(await spendRefreshToken(trx, token.token_hash, childHash, now))) return false;
+    const expiresAt = now + refreshTokenTtlSeconds;
+    await insertRefreshToken(trx, {
+      token_hash: childHash,
+      session_id: token.session_id,
+      parent_hash: token.token_hash,
+      created_at: now,
+      expires_at: expiresAt,
+      used_at: null,
+      child_hash: null,
+    });
+    await touchSession(trx, token.session_id, now, expiresAt);
+    return true;
+  });
+}
+
+function refreshInvalid(): AppError {
+  return new AppError('refresh_invalid', 'refresh token is invalid');
+}

@@ -1,0 +1,80 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { changePassword } from '../../auth/change-password.ts';
+import { logout } from '../../auth/logout.ts';
+import { refreshSession } from '../../auth/refresh.ts';
+import type { Deps } from '../../deps.ts';
+import { createAuthGuard } from '../auth-guard.ts';
+import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { BEARER_SECURITY } from '../schemas.ts';
+import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
+
+const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+const LogoutBody = Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const ChangePasswordBody = Type.Object(
+  { current_password: Type.String({ minLength: 1, maxLength: 4096 }), new_password: Type.String({ minLength: 1, maxLength: 4096 }) },
+  { additionalProperties: false },
+);
+
+/** The token lifecycle after login: rotation, logout, password change. */
+export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
+  const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
+  const authGuard = createAuthGuard(deps);
+
+  app.post(
+    '/token/refresh',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Spend a refresh token for a new access token and a new refresh token',
+        body: RefreshBody,
+        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 401: ErrorEnvelopeSchema },
+      },
+    },
+    async (request, reply) => {
+      const { user, tokens } = await refreshSession(deps, request.body.refresh_token);
+      return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('token refreshed', user, tokens));
+    },
+  );
+
+  app.post(
+    '/logout',
+    {
+      // The body is optional: a bare POST /logout means {"all": false}.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+      onRequest: authGuard,
+      schema: {
+        tags: ['auth'],
+        summary: 'Revoke this session, or every session of the user with {"all": true}',
+        security: BEARER_SECURITY,
+        body: LogoutBody,
+        response: { 200: EnvelopeSchema(Type.Null()), 401: ErrorEnvelopeSchema },
+      },
+    },
+    async (request) => {
+      await logout(deps, request.auth!, { all: request.body?.all === true });
+      return envelope<null>(200, 'logged out');
+    },
+  );
+
+  app.post(
+    '/me/password',
+    {
+      onRequest: authGuard,
+      schema: {
+        tags: ['users'],
+        summary: 'Change the password; every other session of the user is revoked',
+        security: BEARER_SECURITY,
+        body: ChangePasswordBody,
+        response: { 200: EnvelopeSchema(Type.Null()), 400: ErrorEnvelopeSchema, 401: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema },
+      },
+    },
+    async (request) => {
+      await changePassword(deps, request.auth!, request.body);
+      return envelope<null>(200, 'password changed');
+    },
+  );
+}
