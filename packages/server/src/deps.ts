@@ -1,4 +1,7 @@
 import type { Kysely } from 'kysely';
+import { createMemoryCounterStore, type CounterStore } from './abuse/counter-store.ts';
+import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
+import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
@@ -20,6 +23,9 @@ export interface Deps {
   keys: KeyStore;
   accessTokens: AccessTokens;
   denylist: Denylist;
+  counters: CounterStore;
+  ipRateLimiter: IpRateLimiter;
+  loginLockout: LoginLockout;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
   close(): Promise<void>;
@@ -43,6 +49,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     );
     const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });
     await denylist.sync();
+    const counters = createMemoryCounterStore();
     return {
       config,
       clock,
@@ -57,6 +64,9 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       keys,
       accessTokens: createAccessTokens({ keys, clock, config }),
       denylist,
+      counters,
+      ipRateLimiter: createIpRateLimiter({ store: counters, clock, limitPerMinute: config.limits.rateLimitPerMinute }),
+      loginLockout: createLoginLockout({ store: counters, clock, maxFailures: config.limits.loginMaxFailures }),
       refreshDerivationSecret,
       close: () => database.close(),
     };

@@ -1,3 +1,4 @@
+import type { LoginLockout } from '../abuse/login-lockout.ts';
 import { AppError } from '../errors.ts';
 import type { PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
@@ -6,6 +7,7 @@ import { startSession, type SessionDeps, type SessionTokens } from './sessions.t
 
 export interface LoginDeps extends SessionDeps {
   hasher: PasswordHasher;
+  loginLockout: LoginLockout;
 }
 
 export interface LoginResult {
@@ -14,15 +16,22 @@ export interface LoginResult {
 }
 
 export async function login(deps: LoginDeps, input: { email: string; password: string }): Promise<LoginResult> {
-  const user = await findUserByNormalizedEmail(deps.db, normalizeEmail(input.email));
+  const emailNormalized = normalizeEmail(input.email);
+  await deps.loginLockout.assertNotLocked(emailNormalized);
+  const user = await findUserByNormalizedEmail(deps.db, emailNormalized);
   if (!user) {
     // Hash the password anyway so an unknown email costs what a wrong password costs.
     await deps.hasher.verifyDummy(input.password);
+    await deps.loginLockout.recordFailure(emailNormalized);
     throw invalidCredentials(input.email);
   }
   const passwordMatches = await deps.hasher.verify(user.password_hash, input.password);
   // Disabled accounts get the same answer, after the same work, as a wrong password.
-  if (!passwordMatches || user.disabled_at !== null) throw invalidCredentials(input.email);
+  if (!passwordMatches || user.disabled_at !== null) {
+    await deps.loginLockout.recordFailure(emailNormalized);
+    throw invalidCredentials(input.email);
+  }
+  await deps.loginLockout.recordSuccess(emailNormalized);
 
   if (deps.hasher.needsRehash(user.password_hash)) {
     // Imported (werkzeug, bcrypt) or outdated hashes become Argon2id once the password is known.

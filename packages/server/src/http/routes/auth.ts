@@ -5,6 +5,7 @@ import { signup } from '../../auth/signup.ts';
 import type { SessionTokens } from '../../auth/sessions.ts';
 import type { Deps } from '../../deps.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { createRateLimitHook } from '../rate-limit.ts';
 import { LoginBody, LoginUserSchema, PublicUserSchema, SignupBody, TokenFields } from '../schemas.ts';
 
 export const TokenAnswerSchema = EnvelopeSchema(LoginUserSchema, TokenFields);
@@ -22,15 +23,17 @@ export function tokenAnswer(message: string, user: { id: number; email: string; 
 
 export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
   const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
+  const rateLimit = createRateLimitHook(deps);
 
   app.post(
     '/signup',
     {
+      onRequest: rateLimit,
       schema: {
         tags: ['auth'],
         summary: 'Create an account',
         body: SignupBody,
-        response: { 201: EnvelopeSchema(PublicUserSchema), 400: ErrorEnvelopeSchema, 409: ErrorEnvelopeSchema },
+        response: { 201: EnvelopeSchema(PublicUserSchema), 400: ErrorEnvelopeSchema, 409: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema },
       },
     },
     async (request, reply) => {
@@ -42,11 +45,12 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
   app.post(
     '/login',
     {
+      onRequest: rateLimit,
       schema: {
         tags: ['auth'],
         summary: 'Exchange email and password for an access token and a refresh token',
         body: LoginBody,
-        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema },
+        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema },
       },
     },
     async (request, reply) => {

@@ -7,6 +7,7 @@ import { refreshSession } from '../../auth/refresh.ts';
 import type { Deps } from '../../deps.ts';
 import { createAuthGuard } from '../auth-guard.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { createRateLimitHook } from '../rate-limit.ts';
 import { BEARER_SECURITY } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
 
@@ -21,15 +22,17 @@ const ChangePasswordBody = Type.Object(
 export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
   const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
   const authGuard = createAuthGuard(deps);
+  const rateLimit = createRateLimitHook(deps);
 
   app.post(
     '/token/refresh',
     {
+      onRequest: rateLimit,
       schema: {
         tags: ['auth'],
         summary: 'Spend a refresh token for a new access token and a new refresh token',
         body: RefreshBody,
-        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 401: ErrorEnvelopeSchema },
+        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 401: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema },
       },
     },
     async (request, reply) => {
