@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import { deleteExpiredRefreshTokens, deleteExpiredSessions } from '../storage/sessions.ts';
 import type { Database } from '../storage/schema.ts';
 import type { Denylist } from '../tokens/denylist.ts';
@@ -33,21 +34,23 @@ export interface MaintenanceSchedule {
 }
 
 /**
- * Polls revocations made by other instances every few seconds and purges expired
- * rows every few minutes. Timers are unref'd: they never keep the process alive.
+ * Polls revocations made by other instances every few seconds, re-reads signing keys
+ * (a rotation by `gatehouse keys rotate` or another instance) every minute, and purges
+ * expired rows every few minutes. Timers are unref'd: they never keep the process alive.
  */
 export function startMaintenance(
-  deps: MaintenanceDeps,
-  options: { syncIntervalMs: number; purgeIntervalMs: number; onError: (error: unknown) => void },
+  deps: MaintenanceDeps & { keys: Pick<KeyStore, 'reload'> },
+  options: { syncIntervalMs: number; keyReloadIntervalMs: number; purgeIntervalMs: number; onError: (error: unknown) => void },
 ): MaintenanceSchedule {
-  const sync = setInterval(() => deps.denylist.sync().catch(options.onError), options.syncIntervalMs);
-  const purge = setInterval(() => purgeExpired(deps).catch(options.onError), options.purgeIntervalMs);
-  sync.unref();
-  purge.unref();
+  const timers = [
+    setInterval(() => deps.denylist.sync().catch(options.onError), options.syncIntervalMs),
+    setInterval(() => deps.keys.reload().catch(options.onError), options.keyReloadIntervalMs),
+    setInterval(() => purgeExpired(deps).catch(options.onError), options.purgeIntervalMs),
+  ];
+  for (const timer of timers) timer.unref();
   return {
     stop() {
-      clearInterval(sync);
-      clearInterval(purge);
+      for (const timer of timers) clearInterval(timer);
     },
   };
 }
