@@ -9,6 +9,8 @@ export const ACCESS_TOKEN_TYPE = 'at+jwt';
 const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid'];
 /** An unknown kid may mean another instance rotated keys; look again at most this often. */
 const KEY_RELOAD_INTERVAL_SECONDS = 10;
+/** Verified tokens remembered, so a client reusing its token pays for one signature check, not one per request. */
+const VERIFIED_CACHE_ENTRIES = 10_000;
 
 export interface AccessClaims {
   userId: number;
@@ -41,6 +43,9 @@ export interface AccessTokensDeps {
 export function createAccessTokens(deps: AccessTokensDeps): AccessTokens {
   const { issuer, audience, accessTokenTtlSeconds } = deps.config.jwt;
   let lastReloadSeconds = 0;
+  // Keyed by the exact token text: any other encoding of a token is verified from scratch.
+  // Only the signature and claims checks are cached; revocation is the caller's check on every request.
+  const verified = new Map<string, AccessClaims>();
 
   async function resolveKey(header: JWTHeaderParameters) {
     if (typeof header.kid !== 'string') throw new AppError('token_invalid', 'token has no kid');
@@ -75,6 +80,12 @@ export function createAccessTokens(deps: AccessTokensDeps): AccessTokens {
 
     async verify(token) {
       const now = deps.clock.now();
+      const nowSeconds = Math.floor(now.getTime() / 1000);
+      const cached = verified.get(token);
+      if (cached) {
+        if (cached.expiresAt > nowSeconds && cached.issuedAt <= nowSeconds) return cached;
+        verified.delete(token);
+      }
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, resolveKey, {
@@ -91,7 +102,10 @@ export function createAccessTokens(deps: AccessTokensDeps): AccessTokens {
         if (error instanceof AppError) throw error;
         throw new AppError('token_invalid', 'token failed verification', {}, { cause: error });
       }
-      return readClaims(payload, Math.floor(now.getTime() / 1000));
+      const claims = readClaims(payload, nowSeconds);
+      if (verified.size >= VERIFIED_CACHE_ENTRIES) verified.delete(verified.keys().next().value as string);
+      verified.set(token, claims);
+      return claims;
     },
   };
 }
@@ -111,13 +125,13 @@ function readClaims(payload: JWTPayload, nowSeconds: number): AccessClaims {
     typeof exp === 'number' &&
     (roles === undefined || (Array.isArray(roles) && roles.every((role) => typeof role === 'string')));
   if (!valid) throw new AppError('token_invalid', 'token claims are malformed or issued in the future');
-  return {
+  return Object.freeze({
     userId: Number(sub),
     sessionId: sid,
     tokenId: jti,
     email: typeof email === 'string' ? email : '',
-    roles: (roles as string[] | undefined) ?? [],
+    roles: Object.freeze([...((roles as string[] | undefined) ?? [])]) as string[],
     issuedAt: iat,
     expiresAt: exp,
-  };
+  });
 }
