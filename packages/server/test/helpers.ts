@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
+import { expect } from 'vitest';
 import { fixedClock, type ManualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
@@ -140,4 +141,28 @@ export function assertNoLeak(body: string, secrets: string[] = []): void {
   for (const secret of secrets) {
     if (secret && body.includes(secret)) throw new Error(`answer leaks a secret: ${body.slice(0, 300)}`);
   }
+}
+
+/**
+ * Checks an error answer: the seed's envelope with status false, code equal to the HTTP status,
+ * data an object or null, JSON content type, and nothing leaked. Returns the parsed body.
+ */
+export function expectErrorEnvelope(
+  response: LightMyRequestResponse,
+  status: number,
+  message?: string | RegExp,
+  secrets: string[] = [],
+): { status: boolean; code: number; message: string; data: any } {
+  assertNoLeak(response.body, secrets);
+  expect(response.statusCode, response.body).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/json/);
+  const body = json(response);
+  expect(Object.keys(body).sort()).toEqual(['code', 'data', 'message', 'status']);
+  expect(body.status).toBe(false);
+  expect(body.code).toBe(status);
+  expect(typeof body.message).toBe('string');
+  expect(body.data === null || (typeof body.data === 'object' && !Array.isArray(body.data))).toBe(true);
+  if (typeof message === 'string') expect(body.message).toBe(message);
+  else if (message) expect(body.message).toMatch(message);
+  return body;
 }

@@ -41,6 +41,10 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     // One cheap line per request from onResponse instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 200 },
+    // Errors the router raises before routing (a malformed URL) get the envelope too.
+    frameworkErrors: (error, request, reply) => {
+      handleError(error, request, reply);
+    },
   });
 
   app.setValidatorCompiler(validatorCompiler);

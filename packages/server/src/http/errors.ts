@@ -32,6 +32,7 @@ const FRAMEWORK_ERRORS: Record<string, PublicError> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, message: 'invalid request - body is empty' },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, message: 'invalid request - body is not valid JSON' },
   FST_ERR_BAD_URL: { status: 400, message: 'invalid request - malformed URL' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, message: 'invalid request - URL too long' },
   FST_ERR_ASYNC_CONSTRAINT: { status: 400, message: 'invalid request' },
 };
 
@@ -84,5 +85,7 @@ function toFieldError(issue: ValidationIssue, context: string | undefined): Fiel
   if (missing) return { field, message: `${field} is required` };
   if (extra) return { field, message: `${field} is not an allowed field` };
   if (issue.keyword === 'format') return { field, message: `${field} must be a valid ${String(issue.params.format)}` };
+  // Schema patterns only exclude characters; ajv's text would echo the raw regular expression.
+  if (issue.keyword === 'pattern') return { field, message: `${field} contains characters that are not allowed` };
   return { field, message: `${field} ${issue.message ?? 'is invalid'}` };
 }

@@ -1,7 +1,9 @@
 import { Type } from '@sinclair/typebox';
 
-// Control characters (NUL included) have no place in names or emails.
-const PRINTABLE = '^[^\\u0000-\\u001f\\u007f]*$';
+// Control characters (NUL included) and lone surrogates (not Unicode text) have no place in names or emails.
+const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
+// A lone surrogate would be hashed as U+FFFD, so two different passwords would match one hash.
+export const WELL_FORMED = '^[^\\ud800-\\udfff]*$';
 
 export const SignupBody = Type.Object(
   {
@@ -14,8 +16,9 @@ export const SignupBody = Type.Object(
 
 export const LoginBody = Type.Object(
   {
-    email: Type.String({ minLength: 1, maxLength: 254 }),
-    password: Type.String({ minLength: 1, maxLength: 4096 }),
+    // PRINTABLE: a NUL byte would otherwise reach PostgreSQL, which refuses it in text with a 500.
+    email: Type.String({ minLength: 1, maxLength: 254, pattern: PRINTABLE }),
+    password: Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED }),
   },
   { additionalProperties: false },
 );

@@ -6,6 +6,7 @@ export type PasswordRule =
   | 'too_short'
   | 'too_long'
   | 'contains_nul'
+  | 'invalid_unicode'
   | 'common'
   | 'repeated_character'
   | 'sequence'
@@ -33,6 +34,8 @@ export interface PasswordPolicy {
   check(password: string, identity: PasswordIdentity): PasswordProblem | null;
 }
 
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export function createPasswordPolicy(options: PasswordPolicyOptions): PasswordPolicy {
   const { minLength, maxLength, breachedCheck } = options;
   if (!(Number.isInteger(minLength) && minLength >= 1 && Number.isInteger(maxLength) && maxLength >= minLength)) {
@@ -44,6 +47,8 @@ export function createPasswordPolicy(options: PasswordPolicyOptions): PasswordPo
   return {
     check(password, identity) {
       if (password.includes('\u0000')) return problem('contains_nul', 'password must not contain a NUL character');
+      // A lone surrogate reaches the hasher as U+FFFD, so distinct passwords would share one hash.
+      if (LONE_SURROGATE.test(password)) return problem('invalid_unicode', 'password must be valid Unicode text');
       // Code points, not UTF-16 units: an emoji is one character to the user.
       const length = [...password].length;
       if (length < minLength) return problem('too_short', `password must be at least ${minLength} characters`);

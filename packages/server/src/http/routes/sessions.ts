@@ -8,13 +8,16 @@ import type { Deps } from '../../deps.ts';
 import { createAuthGuard } from '../auth-guard.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
 import { createRateLimitHook } from '../rate-limit.ts';
-import { BEARER_SECURITY } from '../schemas.ts';
+import { BEARER_SECURITY, WELL_FORMED } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
 
 const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
 const LogoutBody = Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 const ChangePasswordBody = Type.Object(
-  { current_password: Type.String({ minLength: 1, maxLength: 4096 }), new_password: Type.String({ minLength: 1, maxLength: 4096 }) },
+  {
+    current_password: Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED }),
+    new_password: Type.String({ minLength: 1, maxLength: 4096 }),
+  },
   { additionalProperties: false },
 );
 

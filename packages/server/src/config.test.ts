@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+const HS_SECRET = 'x'.repeat(32);
+
+/** The ConfigError that loadConfig throws for env, or a failure if it does not throw one. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('uses the defaults of DESIGN.md with an empty environment', () => {
+    expect(loadConfig({})).toEqual({
+      host: '127.0.0.1',
+      port: 2000,
+      databaseUrl: 'sqlite:./data/gatehouse.db',
+      redisUrl: undefined,
+      jwt: {
+        algorithm: 'EdDSA',
+        secret: undefined,
+        issuer: 'http://localhost:2000',
+        audience: 'gatehouse',
+        accessTokenTtlSeconds: 900,
+        refreshTokenTtlSeconds: 2592000,
+        refreshReuseGraceSeconds: 10,
+      },
+      password: { minLength: 15, maxLength: 1024, breachedCheck: true },
+      limits: { rateLimitPerMinute: 30, loginMaxFailures: 10, bodyLimitBytes: 64 * 1024 },
+      trustProxy: false,
+      corsOrigins: [],
+      keyEncryptionSecret: undefined,
+      logLevel: 'info',
+    });
+  });
+
+  it('treats empty and blank values as unset', () => {
+    expect(loadConfig({ PORT: '', JWT_ALG: '  ', DATABASE_URL: '' })).toMatchObject({ port: 2000, databaseUrl: 'sqlite:./data/gatehouse.db', jwt: { algorithm: 'EdDSA' } });
+  });
+
+  it('reads every variable of the table', () => {
+    const config = loadConfig({
+      HOST: '0.0.0.0',
+      PORT: '8080',
+      DATABASE_URL: 'postgres://gatehouse@db:5432/gatehouse',
+      REDIS_URL: 'redis://cache:6379',
+      JWT_ALG: 'RS256',
+      JWT_ISSUER: 'https://auth.example.com',
+      JWT_AUDIENCE: 'api',
+      ACCESS_TOKEN_TTL: '600',
+      REFRESH_TOKEN_TTL: '86400',
+      REFRESH_REUSE_GRACE: '5',
+      PASSWORD_MIN_LENGTH: '12',
+      PASSWORD_BREACHED_CHECK: 'false',
+      RATE_LIMIT_PER_MINUTE: '60',
+      LOGIN_MAX_FAILURES: '5',
+      TRUST_PROXY: 'true',
+      CORS_ORIGINS: 'https://app.example.com, http://localhost:3000',
+      BODY_LIMIT: '1mb',
+      KEY_ENCRYPTION_SECRET: 'k'.repeat(32),
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toMatchObject({
+      host: '0.0.0.0',
+      port: 8080,
+      databaseUrl: 'postgres://gatehouse@db:5432/gatehouse',
+      redisUrl: 'redis://cache:6379',
+      jwt: { algorithm: 'RS256', issuer: 'https://auth.example.com', audience: 'api', accessTokenTtlSeconds: 600, refreshTokenTtlSeconds: 86400, refreshReuseGraceSeconds: 5 },
+      password: { minLength: 12, breachedCheck: false },
+      limits: { rateLimitPerMinute: 60, loginMaxFailures: 5, bodyLimitBytes: 1024 * 1024 },
+      trustProxy: true,
+      corsOrigins: ['https://app.example.com', 'http://localhost:3000'],
+      keyEncryptionSecret: 'k'.repeat(32),
+      logLevel: 'debug',
+    });
+  });
+
+  it('accepts durations like 15m, 12h and 30d', () => {
+    const config = loadConfig({ ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '30d', REFRESH_REUSE_GRACE: '30s' });
+    expect(config.jwt).toMatchObject({ accessTokenTtlSeconds: 900, refreshTokenTtlSeconds: 30 * 86400, refreshReuseGraceSeconds: 30 });
+    expect(loadConfig({ ACCESS_TOKEN_TTL: '1h' }).jwt.accessTokenTtlSeconds).toBe(3600);
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.jwt)).toBe(true);
+    expect(() => {
+      (config.jwt as { audience: string }).audience = 'changed';
+    }).toThrow(TypeError);
+  });
+
+  it('lists every bad value together in one ConfigError', () => {
+    const error = configError({ PORT: 'abc', JWT_ALG: 'XX', ACCESS_TOKEN_TTL: '-1' });
+    expect(error.problems).toHaveLength(3);
+    expect(error.problems.join('\n')).toMatch(/PORT/);
+    expect(error.problems.join('\n')).toMatch(/JWT_ALG/);
+    expect(error.problems.join('\n')).toMatch(/ACCESS_TOKEN_TTL/);
+    for (const problem of error.problems) expect(error.message).toContain(problem);
+  });
+
+  it.each([
+    ['PORT', '70000'],
+    ['PORT', '20.5'],
+    ['DATABASE_URL', 'mysql://db/gatehouse'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['REDIS_URL', 'http://cache:6379'],
+    ['JWT_ALG', 'none'],
+    ['JWT_ISSUER', 'not a url'],
+    ['ACCESS_TOKEN_TTL', '0'],
+    ['ACCESS_TOKEN_TTL', '15 minutes'],
+    ['ACCESS_TOKEN_TTL', '2d'],
+    ['REFRESH_TOKEN_TTL', 'forever'],
+    ['PASSWORD_MIN_LENGTH', '0'],
+    ['PASSWORD_MIN_LENGTH', '129'],
+    ['PASSWORD_BREACHED_CHECK', 'maybe'],
+    ['RATE_LIMIT_PER_MINUTE', '0'],
+    ['LOGIN_MAX_FAILURES', '-3'],
+    ['TRUST_PROXY', 'sometimes'],
+    ['CORS_ORIGINS', '*'],
+    ['CORS_ORIGINS', 'https://app.example.com/path'],
+    ['BODY_LIMIT', '10'],
+    ['BODY_LIMIT', '1tb'],
+    ['KEY_ENCRYPTION_SECRET', 'short'],
+    ['LOG_LEVEL', 'loud'],
+  ])('refuses %s=%j, naming the variable', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toContain(name);
+  });
+
+  it('refuses a grace period as long as the refresh token lifetime', () => {
+    expect(configError({ REFRESH_TOKEN_TTL: '60', REFRESH_REUSE_GRACE: '60' }).problems[0]).toMatch(/REFRESH_REUSE_GRACE/);
+  });
+
+  describe('HS256', () => {
+    it('needs a JWT_SECRET', () => {
+      expect(configError({ JWT_ALG: 'HS256' }).problems).toEqual([expect.stringMatching(/JWT_SECRET/)]);
+    });
+
+    it('refuses a JWT_SECRET shorter than 32 bytes, without echoing it', () => {
+      const secret = 'y'.repeat(31);
+      const error = configError({ JWT_ALG: 'HS256', JWT_SECRET: secret });
+      expect(error.problems).toEqual([expect.stringMatching(/JWT_SECRET.*32 bytes/)]);
+      expect(error.message).not.toContain(secret);
+    });
+
+    it('accepts a 32-byte JWT_SECRET', () => {
+      expect(loadConfig({ JWT_ALG: 'HS256', JWT_SECRET: HS_SECRET }).jwt).toMatchObject({ algorithm: 'HS256', secret: HS_SECRET });
+    });
+
+    it('ignores JWT_SECRET for the asymmetric algorithms', () => {
+      expect(loadConfig({ JWT_ALG: 'EdDSA', JWT_SECRET: HS_SECRET }).jwt.secret).toBeUndefined();
+    });
+  });
+
+  describe('secrets in error messages', () => {
+    it.each([
+      ['DATABASE_URL', 'mysql://admin:hunter2-db-password@db.internal/gatehouse'],
+      ['DATABASE_URL', 'postgres:/admin:hunter2-db-password@db.internal/gatehouse'],
+      ['REDIS_URL', 'http://:hunter2-db-password@cache.internal:6379'],
+      ['REDIS_URL', 'redis//:hunter2-db-password@cache'],
+    ])('never echoes a password from %s', (name, value) => {
+      const error = configError({ [name]: value, PORT: 'abc' });
+      expect(error.problems).toHaveLength(2);
+      expect(error.message).not.toContain('hunter2');
+      expect(error.problems.join('\n')).not.toContain('hunter2');
+      expect(error.message).toContain(name);
+    });
+
+    it('never echoes KEY_ENCRYPTION_SECRET', () => {
+      const error = configError({ KEY_ENCRYPTION_SECRET: 'tooshort-secret' });
+      expect(error.message).not.toContain('tooshort-secret');
+    });
+  });
+});

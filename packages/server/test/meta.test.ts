@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertNoLeak, json, startTestApp, testDialects, type TestApp } from './helpers.ts';
+
+describe.each(testDialects())('meta routes [%s]', (dialect) => {
+  let test: TestApp;
+  beforeAll(async () => {
+    test = await startTestApp(dialect);
+  });
+  afterAll(() => test.close());
+
+  it('GET /healthz answers 200 with the envelope', async () => {
+    const response = await test.app.inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(json(response)).toEqual({ status: true, code: 200, message: 'ok', data: { status: 'ok' } });
+  });
+
+  it('GET /readyz answers 200 while the database is up', async () => {
+    const response = await test.app.inject({ method: 'GET', url: '/readyz' });
+    expect(response.statusCode).toBe(200);
+    expect(json(response)).toEqual({ status: true, code: 200, message: 'ready', data: { database: 'up' } });
+  });
+
+  it('GET /openapi.json is OpenAPI 3.1 listing the routes of the contract', async () => {
+    const response = await test.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    const document = json(response);
+    expect(document.openapi).toMatch(/^3\.1\./);
+    expect(document.info.title).toBe('Gatehouse');
+    for (const path of ['/signup', '/login', '/users', '/me', '/healthz', '/readyz', '/.well-known/jwks.json']) {
+      expect(Object.keys(document.paths)).toContain(path);
+    }
+    expect(document.paths['/signup'].post.requestBody.content['application/json'].schema.required).toEqual(
+      expect.arrayContaining(['name', 'email', 'password']),
+    );
+    expect(document.paths['/users'].get.security).toEqual(expect.arrayContaining([{ bearerAuth: [] }]));
+    expect(document.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+    assertNoLeak(response.body);
+  });
+
+  it('GET /docs serves Swagger UI', async () => {
+    let response = await test.app.inject({ method: 'GET', url: '/docs' });
+    for (let hops = 0; response.statusCode >= 300 && response.statusCode < 400 && hops < 3; hops++) {
+      const location = response.headers.location;
+      expect(typeof location).toBe('string');
+      response = await test.app.inject({ method: 'GET', url: new URL(String(location), 'http://localhost/docs/').pathname });
+    }
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    expect(response.body).toMatch(/swagger-ui/i);
+  });
+
+  it('GET / is the seed greeting', async () => {
+    const response = await test.app.inject({ method: 'GET', url: '/' });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toBe('flask rest connected');
+  });
+});
+
+describe.each(testDialects())('readiness with the database down [%s]', (dialect) => {
+  let test: TestApp;
+  beforeAll(async () => {
+    test = await startTestApp(dialect);
+  });
+  afterAll(async () => {
+    // The database is closed already; close the app and drop the data without closing it twice.
+    await test.app.close();
+    await test.database.drop();
+  });
+
+  it('GET /readyz answers 503 once the database is closed, while /healthz stays 200', async () => {
+    expect((await test.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+    await test.deps.database.close();
+
+    const response = await test.app.inject({ method: 'GET', url: '/readyz' });
+    expect(response.statusCode).toBe(503);
+    expect(json(response)).toEqual({ status: false, code: 503, message: 'not ready', data: { database: 'down' } });
+    assertNoLeak(response.body);
+    expect((await test.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+});
