@@ -1,5 +1,5 @@
 import { pbkdf2, scrypt, timingSafeEqual } from 'node:crypto';
-import bcrypt from 'bcryptjs';
+import { verify as bcryptVerify } from '@node-rs/bcrypt';
 
 /**
  * Verification of hashes imported from the Flask seed (werkzeug) and from bcrypt.
@@ -12,7 +12,7 @@ const MAX_SCRYPT_COST_N = 2 ** 20;
 const MAX_SCRYPT_BLOCK_SIZE_R = 32;
 const MAX_SCRYPT_PARALLELISM_P = 16;
 const MAX_PBKDF2_ITERATIONS = 10_000_000;
-const MAX_BCRYPT_COST = 15; // bcryptjs is pure JS on the main thread: cost 15 is already seconds
+const MAX_BCRYPT_COST = 15; // cost 15 is already seconds of CPU per attempt
 
 // werkzeug's defaults when the method string leaves them out (werkzeug 3.1 security.py).
 const WERKZEUG_SCRYPT_DEFAULTS = { costN: 2 ** 15, blockSizeR: 8, parallelismP: 1 };
@@ -65,7 +65,7 @@ export async function verifyLegacyHash(storedHash: string, password: string): Pr
         return false;
     }
   } catch {
-    return false; // a hash that node:crypto or bcryptjs rejects is malformed, not a server error
+    return false; // a hash that node:crypto or bcrypt rejects is malformed, not a server error
   }
 }
 
@@ -120,8 +120,8 @@ async function verifyWerkzeugPbkdf2(werkzeugHash: WerkzeugHash, password: string
 async function verifyBcrypt(storedHash: string, password: string): Promise<boolean> {
   const cost = Number(BCRYPT_HASH_PATTERN.exec(storedHash)?.[1]);
   if (!(cost >= 4 && cost <= MAX_BCRYPT_COST)) return false;
-  // bcryptjs compares the recomputed hash with its own constant-time loop (safeStringCompare).
-  return bcrypt.compare(password, storedHash);
+  // @node-rs/bcrypt runs on the libuv pool, like Argon2id: the event loop never waits on it.
+  return bcryptVerify(password, storedHash);
 }
 
 function decodeHexDigest(hexDigest: string, expectedBytes: number): Buffer | null {
