@@ -16,6 +16,8 @@ import { registerJsonOnly, validatorCompiler } from './validation.ts';
 export interface AppOptions {
   /** false silences logs (tests); otherwise pino at the configured level. */
   logger?: boolean;
+  /** Where log lines go instead of stdout; tests read them to prove secrets stay out. */
+  logStream?: { write(line: string): void };
 }
 
 /** Secrets never reach a log line, whatever object a log call is given. */
@@ -33,7 +35,13 @@ export const REDACTED_PATHS = [
 
 export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger: FastifyServerOptions['logger'] =
-    options.logger === false ? false : { level: deps.config.logLevel, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
+    options.logger === false
+      ? false
+      : {
+          level: deps.config.logLevel,
+          redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+          ...(options.logStream ? { stream: options.logStream } : {}),
+        };
   const app = Fastify({
     logger,
     bodyLimit: deps.config.limits.bodyLimitBytes,
