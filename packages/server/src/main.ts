@@ -40,6 +40,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 
+  if (config.redisUrl) {
+    app.log.warn('REDIS_URL is set, but this version keeps rate-limit counters and the denylist in memory, per instance');
+  }
   await app.listen({ host: config.host, port: config.port });
 }
 
