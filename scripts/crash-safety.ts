@@ -8,7 +8,7 @@
  * PostgreSQL runs in a fresh schema `gh_crash_<random>` of TEST_DATABASE_URL, dropped at the end.
  * Dialects run side by side to keep the whole run short. Exit code 1 on any failure, 2 on bad usage.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -22,7 +22,7 @@ import pg from 'pg';
 type Dialect = 'sqlite' | 'postgres';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SERVER_ENTRY = 'packages/server/src/main.ts';
+const SERVER_ENTRY = 'dist/main.js'; // built once below, as npm start does
 const STARTUP_TIMEOUT_MS = 30_000;
 const TERM_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -149,7 +149,7 @@ async function startServer(databaseUrl: string): Promise<Server> {
   const port = await freePort();
   const started = Date.now();
   // Started directly (not through npm) so that SIGKILL hits the server process itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_ENTRY], {
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -566,6 +566,7 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const runId = randomBytes(4).toString('hex');
   const started = Date.now();
+  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: 'inherit' });
   process.stdout.write(`crash-safety: ${options.dialects.join(' + ')}, ${options.cycles} kill/restart cycles, ${options.concurrency} signups in flight\n`);
 
   const reports = await Promise.all(

@@ -25,7 +25,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   const config = loadConfig();
-  const database = createDb(config.databaseUrl);
+  const database = await createDb(config.databaseUrl);
   try {
     const result = await database.migrate();
     if (command === 'migrate') {

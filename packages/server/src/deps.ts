@@ -38,7 +38,7 @@ export interface DepsOverrides {
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
-  const database = createDb(config.databaseUrl);
+  const database = await createDb(config.databaseUrl);
   try {
     await database.migrate();
     const db = database.kysely;

@@ -1,17 +1,16 @@
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
-type LanguageCommonPackage = typeof import('@zxcvbn-ts/language-common');
-
-// The package decompresses its lists when imported; requiring it on demand spares that cost when the check is off.
-const requireOnDemand = createRequire(import.meta.url);
+// Extracted from @zxcvbn-ts/language-common by scripts/extract-common-passwords.mjs; a plain
+// file costs a fraction of the memory of importing the package, which unpacks every dictionary.
+const LIST_FILE = new URL('./common-passwords.txt', import.meta.url);
 
 let commonPasswords: ReadonlySet<string> | undefined;
 
-/** zxcvbn-ts's common/breached password list (≈49k entries, already lowercase), loaded once per process. */
+/** The common/breached password list (≈49k entries, lowercase), loaded once per process. */
 export function loadCommonPasswords(): ReadonlySet<string> {
   if (commonPasswords === undefined) {
-    const { dictionary } = requireOnDemand('@zxcvbn-ts/language-common') as LanguageCommonPackage;
-    commonPasswords = new Set(dictionary['passwords-common'].map((password) => password.toLowerCase()));
+    const lines = readFileSync(LIST_FILE, 'utf8').split('\n');
+    commonPasswords = new Set(lines.filter((line, index) => index > 0 && line.length > 0));
   }
   return commonPasswords;
 }

@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
+import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationResultSet } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
 
@@ -20,11 +20,13 @@ export interface Db {
 
 const INT8_OID = 20;
 
-export function createDb(databaseUrl: string): Db {
-  const kysely = databaseUrl.startsWith('sqlite:')
-    ? new Kysely<Database>({ dialect: new SqliteDialect({ database: openSqlite(databaseUrl.slice('sqlite:'.length)) }) })
-    : new Kysely<Database>({ dialect: new PostgresDialect({ pool: openPostgresPool(databaseUrl) }) });
+/** Opens the database named by the URL; only the driver it needs is loaded (pg alone costs ~10 MB). */
+export async function createDb(databaseUrl: string): Promise<Db> {
   const dialect: DialectName = databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres';
+  const kysely =
+    dialect === 'sqlite'
+      ? new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(databaseUrl.slice('sqlite:'.length)) }) })
+      : new Kysely<Database>({ dialect: new PostgresDialect({ pool: await openPostgresPool(databaseUrl) }) });
 
   return {
     kysely,
@@ -49,10 +51,11 @@ export function createDb(databaseUrl: string): Db {
   };
 }
 
-function openSqlite(filePath: string) {
+async function openSqlite(filePath: string) {
+  const { default: BetterSqlite } = await import('better-sqlite3');
   const isMemory = filePath === ':memory:';
   if (!isMemory) mkdirSync(dirname(resolve(filePath)), { recursive: true });
-  const database = new SqliteDatabase(filePath);
+  const database = new BetterSqlite(filePath);
   database.pragma('journal_mode = WAL');
   // FULL: a 201 from signup must survive a power cut, not only a process crash.
   database.pragma('synchronous = FULL');
@@ -77,7 +80,8 @@ function openSqlite(filePath: string) {
   };
 }
 
-function openPostgresPool(databaseUrl: string): pg.Pool {
+async function openPostgresPool(databaseUrl: string): Promise<pg.Pool> {
+  const { default: pg } = await import('pg');
   return new pg.Pool({
     connectionString: databaseUrl,
     max: 10,

@@ -1,0 +1,26 @@
+// Bundles the server's TypeScript into dist/ with esbuild (about 0.1 s), so the service
+// runs on plain Node: no TypeScript loader in the process, less memory, faster start.
+// Pure-ESM libraries whose index pulls in far more than we use are bundled and tree-shaken
+// (about 14 MB less resident memory); everything else, native addons included, stays in node_modules.
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+
+const root = new URL('../', import.meta.url);
+const BUNDLED = new Set(['kysely', 'jose', '@sinclair/typebox']);
+const { dependencies } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
+const external = Object.keys(dependencies).filter((name) => !BUNDLED.has(name));
+const outdir = new URL('dist/', root).pathname;
+mkdirSync(outdir, { recursive: true });
+await build({
+  entryPoints: ['main', 'cli'].map((name) => new URL(`packages/server/src/${name}.ts`, root).pathname),
+  outdir,
+  bundle: true,
+  splitting: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external,
+  sourcemap: true,
+  logLevel: 'warning',
+});
+copyFileSync(new URL('packages/server/src/passwords/common-passwords.txt', root), new URL('common-passwords.txt', `file://${outdir}`));
