@@ -38,6 +38,7 @@ export interface DepsOverrides {
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
+  const hasher = overrides.hasher ?? createPasswordHasher();
   const database = await createDb(config.databaseUrl);
   try {
     await database.migrate();
@@ -55,7 +56,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       clock,
       database,
       db,
-      hasher: overrides.hasher ?? createPasswordHasher(),
+      hasher,
       passwordPolicy: createPasswordPolicy({
         minLength: config.password.minLength,
         maxLength: config.password.maxLength,
@@ -68,9 +69,14 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       ipRateLimiter: createIpRateLimiter({ store: counters, clock, limitPerMinute: config.limits.rateLimitPerMinute }),
       loginLockout: createLoginLockout({ store: counters, clock, maxFailures: config.limits.loginMaxFailures }),
       refreshDerivationSecret,
-      close: () => database.close(),
+      async close() {
+        // An injected hasher belongs to the caller (tests share one across apps).
+        if (!overrides.hasher) await hasher.close();
+        await database.close();
+      },
     };
   } catch (error) {
+    if (!overrides.hasher) await hasher.close();
     await database.close();
     throw error;
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { hash as argon2Hash, parseOptions as parseArgon2Options, verify as argon2Verify } from '@node-rs/argon2';
+import { parseOptions as parseArgon2Options } from '@node-rs/argon2';
 import type { Algorithm, Options as Argon2Options, ParsedHashOptions, Version } from '@node-rs/argon2';
+import { createArgon2Pool, type Argon2Pool } from './argon2-pool.ts';
 import { detectLegacyHashFormat, verifyLegacyHash } from './legacy.ts';
 
 export interface Argon2Parameters {
@@ -13,7 +14,7 @@ export interface Argon2Parameters {
 export const OWASP_ARGON2ID: Argon2Parameters = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
 
 export interface PasswordHasher {
-  /** Argon2id PHC string, computed on the libuv thread pool, not the event loop. */
+  /** Argon2id PHC string, computed on low-priority worker threads, never on the event loop. */
   hash(password: string): Promise<string>;
   /** Argon2 and the legacy formats; false, never a throw, for a malformed or unknown hash. */
   verify(storedHash: string, password: string): Promise<boolean>;
@@ -21,6 +22,8 @@ export interface PasswordHasher {
   needsRehash(storedHash: string): boolean;
   /** The same work as a real verify, for a login with an unknown email. */
   verifyDummy(password: string): Promise<void>;
+  /** Stops the hashing threads. */
+  close(): Promise<void>;
 }
 
 // @node-rs/argon2 declares these as ambient const enums, which isolatedModules cannot read, so use their values.
@@ -34,7 +37,7 @@ const MAX_STORED_MEMORY_COST_KIB = 1024 * 1024;
 const MAX_STORED_TIME_COST = 64;
 const MAX_STORED_PARALLELISM = 16;
 
-export function createPasswordHasher(parameters: Argon2Parameters = OWASP_ARGON2ID): PasswordHasher {
+export function createPasswordHasher(parameters: Argon2Parameters = OWASP_ARGON2ID, pool: Argon2Pool = createArgon2Pool()): PasswordHasher {
   const hashOptions: Argon2Options = {
     algorithm: ARGON2ID,
     version: ARGON2_VERSION_0X13,
@@ -44,7 +47,16 @@ export function createPasswordHasher(parameters: Argon2Parameters = OWASP_ARGON2
     outputLen: HASH_OUTPUT_BYTES,
   };
 
-  const hash = (password: string): Promise<string> => argon2Hash(password, hashOptions);
+  const hash = (password: string): Promise<string> => pool.hash(password, hashOptions);
+  const verifyArgon2 = async (storedHash: string, password: string): Promise<boolean> => {
+    const stored = parseStoredArgon2(storedHash);
+    if (stored === null || !hasSaneCost(stored)) return false;
+    try {
+      return await pool.verify(storedHash, password);
+    } catch {
+      return false; // the binding rejects undecodable hashes; that is a wrong hash, not a server error
+    }
+  };
 
   // Computed once, at creation, so even the first unknown-email login costs the same as a wrong password.
   const dummyHash = hash(randomBytes(32).toString('base64url'));
@@ -76,17 +88,9 @@ export function createPasswordHasher(parameters: Argon2Parameters = OWASP_ARGON2
     async verifyDummy(password) {
       await verifyArgon2(await dummyHash, password);
     },
-  };
-}
 
-async function verifyArgon2(storedHash: string, password: string): Promise<boolean> {
-  const stored = parseStoredArgon2(storedHash);
-  if (stored === null || !hasSaneCost(stored)) return false;
-  try {
-    return await argon2Verify(storedHash, password);
-  } catch {
-    return false; // the binding rejects undecodable hashes; that is a wrong hash, not a server error
-  }
+    close: () => pool.close(),
+  };
 }
 
 function parseStoredArgon2(storedHash: string): ParsedHashOptions | null {
