@@ -11,6 +11,7 @@ import { createDb, type Db } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
 import { createDenylist, type Denylist } from './tokens/denylist.ts';
+import { createUserStatusCache, type UserStatusCache } from './users/status-cache.ts';
 
 /** Everything the domain and HTTP layers use, wired in one place. */
 export interface Deps {
@@ -26,6 +27,7 @@ export interface Deps {
   counters: CounterStore;
   ipRateLimiter: IpRateLimiter;
   loginLockout: LoginLockout;
+  userStatus: UserStatusCache;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
   close(): Promise<void>;
@@ -68,6 +70,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       counters,
       ipRateLimiter: createIpRateLimiter({ store: counters, clock, limitPerMinute: config.limits.rateLimitPerMinute }),
       loginLockout: createLoginLockout({ store: counters, clock, maxFailures: config.limits.loginMaxFailures }),
+      userStatus: createUserStatusCache({ db, clock }),
       refreshDerivationSecret,
       async close() {
         // An injected hasher belongs to the caller (tests share one across apps).

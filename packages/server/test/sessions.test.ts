@@ -179,6 +179,17 @@ describe.each(testDialects())('sessions [%s]', (dialect) => {
     expectRevoked(await getUsers(test.app, user.token));
   });
 
+  it('a user disabled elsewhere is refused within a second, without a query per request', async () => {
+    const user = await signedInUser(test.app, 'disabled-later@example.com');
+    expect((await getUsers(test.app, user.token)).statusCode).toBe(200);
+    await test.deps.db.updateTable('users').set({ disabled_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
+    // Another instance or a manual UPDATE: this process trusts its one-second-old answer...
+    expect((await getUsers(test.app, user.token)).statusCode).toBe(200);
+    // ...and no longer.
+    test.clock.advanceSeconds(1);
+    expectRevoked(await getUsers(test.app, user.token));
+  });
+
   it("a revoked session's access token stays refused after a restart", async () => {
     const user = await signedInUser(test.app, 'restart@example.com');
     await test.app.inject({ method: 'POST', url: '/logout', headers: { 'x-access-token': user.token } });

@@ -145,6 +145,10 @@ describe.each(testDialects())('access tokens [%s]', (dialect) => {
     const doomed = await signedInUser(test.app, 'doomed@example.com');
     expect((await get('/me', { 'x-access-token': doomed.token })).statusCode).toBe(200);
     await test.deps.db.deleteFrom('users').where('id', '=', doomed.id).execute();
+    // /me reads the user row itself: refused at once.
+    expectInvalid(await get('/me', { 'x-access-token': doomed.token }));
+    // Other routes trust a user's status for at most a second (users/status-cache.ts).
+    test.clock.advanceSeconds(1);
     expectInvalid(await users(doomed.token));
     expectInvalid(await get('/me', { 'x-access-token': doomed.token }));
   });

@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -11,6 +10,7 @@ import { metaRoutes } from './routes/meta.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 import { registerJsonOnly, validatorCompiler } from './validation.ts';
 
 export interface AppOptions {
@@ -61,24 +61,15 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
   app.decorateRequest('auth', null);
   registerJsonOnly(app);
 
-  // API answers carry tokens or personal data: nothing may cache them unless a route says otherwise (JWKS).
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-    return payload;
-  });
+  registerSecurityHeaders(app);
+  // One line per request, and no hook at all when the level would drop it.
+  if (options.logger !== false && ['trace', 'debug', 'info'].includes(deps.config.logLevel)) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+      done();
+    });
+  }
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-  });
-
-  await app.register(helmet, {
-    // A JSON API loads nothing: the tightest policy there is. /docs sets its own below.
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
-    },
-    crossOriginResourcePolicy: { policy: 'same-origin' },
-  });
   await app.register(cors, {
     // No origin is allowed unless listed in CORS_ORIGINS.
     origin: deps.config.corsOrigins.length > 0 ? [...deps.config.corsOrigins] : false,

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors.ts';
-import { findUserStatus } from '../storage/users.ts';
 import type { AccessClaims } from '../tokens/access-tokens.ts';
 
 declare module 'fastify' {
@@ -31,13 +30,13 @@ export function readAccessToken(request: FastifyRequest): string {
 }
 
 /** preHandler for protected routes: a verified, unrevoked token of a user who still exists and is enabled. */
-export function createAuthGuard(deps: Pick<Deps, 'accessTokens' | 'db' | 'denylist'>) {
+export function createAuthGuard(deps: Pick<Deps, 'accessTokens' | 'denylist' | 'userStatus'>) {
   return async function authGuard(request: FastifyRequest): Promise<void> {
     const claims = await deps.accessTokens.verify(readAccessToken(request));
     if (deps.denylist.isRevoked(claims.sessionId, claims.tokenId)) throw new AppError('token_revoked', 'session revoked');
-    const user = await findUserStatus(deps.db, claims.userId);
-    if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
-    if (user.disabled_at !== null) throw new AppError('token_revoked', 'user is disabled');
+    const status = await deps.userStatus.statusOf(claims.userId);
+    if (status === 'missing') throw new AppError('token_invalid', 'token subject no longer exists');
+    if (status === 'disabled') throw new AppError('token_revoked', 'user is disabled');
     request.auth = claims;
   };
 }

@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { precompiledQuery } from './precompiled.ts';
 import type { Database, UsersTable } from './schema.ts';
 
 export type UserRow = Selectable<UsersTable>;
@@ -36,20 +37,20 @@ export async function findUserById(db: Kysely<Database>, id: number): Promise<Us
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-/** The cheap check the auth guard runs: does the user still exist, and since when is it disabled. */
+const selectUserStatus = precompiledQuery((db) => db.selectFrom('users').select('disabled_at').where('id', '=', 0));
+
+/** The cheap check the auth guard runs on every request: does the user still exist, and is it disabled. */
 export async function findUserStatus(db: Kysely<Database>, id: number): Promise<{ disabled_at: number | null } | undefined> {
-  return db.selectFrom('users').select('disabled_at').where('id', '=', id).executeTakeFirst();
+  return (await selectUserStatus(db, [id]))[0];
 }
 
 export async function updatePasswordHash(db: Kysely<Database>, id: number, passwordHash: string, now: number): Promise<void> {
   await db.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
 }
 
+const selectUsersAfter = precompiledQuery((db) => db.selectFrom('users').select(['id', 'email']).where('id', '>', 0).orderBy('id').limit(1));
+
 /** Keyset pagination by id: stable under inserts, no OFFSET scans. */
-export async function listUsersAfter(
-  db: Kysely<Database>,
-  afterId: number,
-  limit: number,
-): Promise<Array<{ id: number; email: string }>> {
-  return db.selectFrom('users').select(['id', 'email']).where('id', '>', afterId).orderBy('id').limit(limit).execute();
+export async function listUsersAfter(db: Kysely<Database>, afterId: number, limit: number): Promise<Array<{ id: number; email: string }>> {
+  return selectUsersAfter(db, [afterId, limit]);
 }
