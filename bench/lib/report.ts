@@ -203,7 +203,7 @@ function otherSections(format: ReportFormat, results: Results, runsNote: string)
   if (argon2) {
     out.push(
       ...heading(
-        `(c) Argon2id m=${argon2.parameters.memoryKiB} t=${argon2.parameters.timeCost} p=${argon2.parameters.parallelism}, in-process, libuv pool ${argon2.threadPoolSize}, ${argon2.cores}: ${fixed(argon2.hashesPerSecond, 1)} hashes/s (${runsNote})`,
+        `(c) Argon2id m=${argon2.parameters.memoryKiB} t=${argon2.parameters.timeCost} p=${argon2.parameters.parallelism}, in-process, Gatehouse hashing pool of ${argon2.threadPoolSize} worker(s) at nice 19, ${argon2.cores}: ${fixed(argon2.hashesPerSecond, 1)} hashes/s (${runsNote})`,
       ),
     );
     if (!md) out.push('');

@@ -9,6 +9,8 @@ declare module 'fastify' {
   }
 }
 
+const BEARER = /^Bearer +(\S+)\s*$/i;
+
 /** The token from x-access-token (seed) or Authorization: Bearer; if both are sent they must agree. */
 export function readAccessToken(request: FastifyRequest): string {
   const seedHeader = request.headers['x-access-token'];
@@ -16,7 +18,7 @@ export function readAccessToken(request: FastifyRequest): string {
   const fromSeedHeader = typeof seedHeader === 'string' ? seedHeader.trim() : undefined;
   let fromAuthorization: string | undefined;
   if (typeof authorization === 'string') {
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+    const match = BEARER.exec(authorization);
     if (!match) throw new AppError('token_invalid', 'authorization header is not a bearer token');
     fromAuthorization = match[1];
   }
