@@ -173,6 +173,7 @@ function resultsDocument(markdown: string, jsonName: string, state: RunState): s
     `Written by \`npm run bench -- ${process.argv.slice(2).join(' ')}\` (see \`bench/README.md\` for what each scenario means);`,
     `the full figures, every run included, were in \`bench/out/${jsonName}\` (not committed).`,
     'Ratios are the point: every target ran in the same session, taking turns.',
+    'Where the time goes and why some targets are not met: `bench/ANALYSIS.md` (written by hand).',
     '',
   ];
   const footer = [...state.notes.map((note) => `Note: ${note}`), ...state.errors.map((error) => `Error: ${error}`)];
