@@ -15,7 +15,6 @@ export interface MaintenanceDeps {
 export interface MaintenanceReport {
   sessionsDeleted: number;
   refreshTokensDeleted: number;
-  revokedTokensDeleted: number;
 }
 
 /** Deletes rows nothing can use any more; runs inside the process, no external cron. */
@@ -24,9 +23,8 @@ export async function purgeExpired(deps: MaintenanceDeps): Promise<MaintenanceRe
   // A revoked session must outlive its last access token, or the denylist could not be rebuilt at start.
   const sessionsDeleted = await deleteExpiredSessions(deps.db, now - deps.accessTokenTtlSeconds);
   const refreshTokensDeleted = await deleteExpiredRefreshTokens(deps.db, now);
-  const revoked = await deps.db.deleteFrom('revoked_tokens').where('expires_at', '<=', now).executeTakeFirst();
   deps.denylist.prune();
-  return { sessionsDeleted, refreshTokensDeleted, revokedTokensDeleted: Number(revoked.numDeletedRows) };
+  return { sessionsDeleted, refreshTokensDeleted };
 }
 
 export interface MaintenanceSchedule {

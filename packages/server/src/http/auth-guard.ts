@@ -35,7 +35,7 @@ export function readAccessToken(request: FastifyRequest): string {
 export function createAuthGuard(deps: Pick<Deps, 'accessTokens' | 'denylist' | 'userStatus'>) {
   return async function authGuard(request: FastifyRequest): Promise<void> {
     const claims = await deps.accessTokens.verify(readAccessToken(request));
-    if (deps.denylist.isRevoked(claims.sessionId, claims.tokenId)) throw new AppError('token_revoked', 'session revoked');
+    if (deps.denylist.isRevoked(claims.sessionId)) throw new AppError('token_revoked', 'session revoked');
     const status = await deps.userStatus.statusOf(claims.userId);
     if (status === 'missing') throw new AppError('token_invalid', 'token subject no longer exists');
     if (status === 'disabled') throw new AppError('token_revoked', 'user is disabled');

@@ -37,12 +37,6 @@ export interface RefreshTokensTable {
   child_hash: string | null;
 }
 
-export interface RevokedTokensTable {
-  /** Access token id (jti) refused until it expires on its own. */
-  jti: string;
-  expires_at: number;
-}
-
 export interface SigningKeysTable {
   kid: string;
   algorithm: string;
@@ -65,22 +59,10 @@ export interface ServerSecretsTable {
   created_at: number;
 }
 
-export interface AuditEventsTable {
-  id: Generated<number>;
-  type: string;
-  user_id: number | null;
-  session_id: string | null;
-  ip: string | null;
-  created_at: number;
-  detail: string | null;
-}
-
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
-  revoked_tokens: RevokedTokensTable;
   signing_keys: SigningKeysTable;
   server_secrets: ServerSecretsTable;
-  audit_events: AuditEventsTable;
 }

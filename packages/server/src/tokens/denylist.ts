@@ -4,14 +4,16 @@ import { listRecentlyRevokedSessions } from '../storage/sessions.ts';
 import type { Database } from '../storage/schema.ts';
 
 /**
- * Sessions and token ids whose access tokens Gatehouse refuses before they expire.
+ * Sessions whose access tokens Gatehouse refuses before they expire.
  * Checked on every authenticated request, so it lives in memory: a Map lookup, no query.
  * The database stays the source of truth: entries are loaded at start and polled
  * from it, so a revocation made by another instance arrives within one poll.
- * Keyed by sid and jti, never by token text, so a re-encoded token cannot slip past.
+ * Keyed by the session id (the sid claim), never by token text, so a re-encoded token
+ * cannot slip past. Every revocation Gatehouse makes (logout, password change, reuse,
+ * disable) ends a session; none targets a single token.
  */
 export interface Denylist {
-  isRevoked(sessionId: string, tokenId: string): boolean;
+  isRevoked(sessionId: string): boolean;
   /** Remember sessions revoked now; their access tokens die at most accessTokenTtlSeconds later. */
   addSessions(sessionIds: readonly string[], revokedAt: number): void;
   /** Re-read revocations from the database (start, and periodically for other instances' revocations). */
@@ -30,39 +32,34 @@ export interface DenylistDeps {
 export function createDenylist(deps: DenylistDeps): Denylist {
   /** session id → the time after which no access token of it can still be valid. */
   const revokedSessions = new Map<string, number>();
-  const revokedTokenIds = new Map<string, number>();
   let syncedUpTo: number | undefined;
 
-  function remember(map: Map<string, number>, key: string, until: number): void {
-    if ((map.get(key) ?? 0) < until) map.set(key, until);
+  function remember(sessionId: string, until: number): void {
+    if ((revokedSessions.get(sessionId) ?? 0) < until) revokedSessions.set(sessionId, until);
   }
 
   return {
-    isRevoked(sessionId, tokenId) {
-      return revokedSessions.has(sessionId) || revokedTokenIds.has(tokenId);
+    isRevoked(sessionId) {
+      return revokedSessions.has(sessionId);
     },
     addSessions(sessionIds, revokedAt) {
-      for (const id of sessionIds) remember(revokedSessions, id, revokedAt + deps.accessTokenTtlSeconds);
+      for (const id of sessionIds) remember(id, revokedAt + deps.accessTokenTtlSeconds);
     },
     async sync() {
       const now = deps.clock.nowSeconds();
       // Overlap the previous window a little: clocks of instances differ slightly.
       const since = syncedUpTo === undefined ? now - deps.accessTokenTtlSeconds : Math.min(syncedUpTo, now) - 5;
       for (const session of await listRecentlyRevokedSessions(deps.db, since)) {
-        remember(revokedSessions, session.id, session.revoked_at + deps.accessTokenTtlSeconds);
+        remember(session.id, session.revoked_at + deps.accessTokenTtlSeconds);
       }
-      const tokens = await deps.db.selectFrom('revoked_tokens').select(['jti', 'expires_at']).where('expires_at', '>', now).execute();
-      for (const token of tokens) remember(revokedTokenIds, token.jti, Number(token.expires_at));
       syncedUpTo = now;
     },
     prune() {
       const now = deps.clock.nowSeconds();
-      for (const map of [revokedSessions, revokedTokenIds]) {
-        for (const [key, until] of map) if (until <= now) map.delete(key);
-      }
+      for (const [sessionId, until] of revokedSessions) if (until <= now) revokedSessions.delete(sessionId);
     },
     get size() {
-      return revokedSessions.size + revokedTokenIds.size;
+      return revokedSessions.size;
     },
   };
 }

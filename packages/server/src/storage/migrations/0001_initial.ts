@@ -45,12 +45,6 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('refresh_tokens_expires_at').on('refresh_tokens').column('expires_at').execute();
 
   await db.schema
-    .createTable('revoked_tokens')
-    .addColumn('jti', 'text', (col) => col.primaryKey())
-    .addColumn('expires_at', epoch, (col) => col.notNull())
-    .execute();
-
-  await db.schema
     .createTable('signing_keys')
     .addColumn('kid', 'text', (col) => col.primaryKey())
     .addColumn('algorithm', 'text', (col) => col.notNull())
@@ -69,22 +63,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('encryption', 'text')
     .addColumn('created_at', epoch, (col) => col.notNull())
     .execute();
-
-  await db.schema
-    .createTable('audit_events')
-    .addColumn('id', isPostgres ? 'bigserial' : 'integer', (col) => (isPostgres ? col.primaryKey() : col.primaryKey().autoIncrement()))
-    .addColumn('type', 'text', (col) => col.notNull())
-    .addColumn('user_id', 'bigint')
-    .addColumn('session_id', 'text')
-    .addColumn('ip', 'text')
-    .addColumn('created_at', epoch, (col) => col.notNull())
-    .addColumn('detail', 'text')
-    .execute();
-  await db.schema.createIndex('audit_events_user_id').on('audit_events').column('user_id').execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const table of ['audit_events', 'server_secrets', 'signing_keys', 'revoked_tokens', 'refresh_tokens', 'sessions', 'users']) {
+  for (const table of ['server_secrets', 'signing_keys', 'refresh_tokens', 'sessions', 'users']) {
     await db.schema.dropTable(table).execute();
   }
 }
