@@ -40,8 +40,9 @@ export interface DepsOverrides {
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
-  const hasher = overrides.hasher ?? createPasswordHasher();
   const database = await createDb(config.databaseUrl);
+  // After the database opens: a failed open then leaves no hashing threads behind.
+  const hasher = overrides.hasher ?? createPasswordHasher();
   try {
     await database.migrate();
     const db = database.kysely;

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const deps = await createDeps(config);
   const app = await buildApp(deps);
   const maintenance = startMaintenance(
-    { db: deps.db, clock: deps.clock, denylist: deps.denylist, keys: deps.keys, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
+    { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
     { syncIntervalMs: 5_000, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'maintenance failed') },
   );
   let closing = false;

@@ -25,8 +25,7 @@ export async function revokeAndDeny(
 }
 
 export async function logout(deps: RevocationDeps, auth: { userId: number; sessionId: string }, options: { all: boolean }): Promise<void> {
+  // The auth guard already refused revoked sessions, so the current one is among those revoked here.
   if (options.all) await revokeAndDeny(deps, { userId: auth.userId }, 'logout_all');
   else await revokeAndDeny(deps, { sessionId: auth.sessionId }, 'logout');
-  // The current session goes on the denylist even if it was already revoked, so the token dies here too.
-  deps.denylist.addSessions([auth.sessionId], deps.clock.nowSeconds());
 }

@@ -55,6 +55,7 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
 
   let signing: SigningKey | undefined;
   let verification = new Map<string, VerificationKey>();
+  let acceptedAlgorithms: JwtAlgorithm[] = [];
   let jwks: JWK[] = [];
 
   async function load(): Promise<void> {
@@ -74,6 +75,7 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
     }
     signing = { kid: active.kid, algorithm: jwt.algorithm, privateKey: await importPrivateKey(active) };
     verification = nextVerification;
+    acceptedAlgorithms = [...new Set([...nextVerification.values()].map((key) => key.algorithm))];
     jwks = nextJwks;
   }
 
@@ -124,7 +126,7 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
     algorithm: jwt.algorithm,
     current: () => signing as SigningKey,
     verificationKey: (kid) => verification.get(kid),
-    acceptedAlgorithms: () => [...new Set([...verification.values()].map((key) => key.algorithm))],
+    acceptedAlgorithms: () => acceptedAlgorithms,
     publicJwks: () => ({ keys: jwks }),
     reload: load,
     async rotate() {

@@ -12,8 +12,6 @@ const MAX_ENTRIES = 50_000;
 export interface UserStatusCache {
   /** The status as of at most USER_STATUS_TTL_MS ago. */
   statusOf(userId: number): Promise<UserStatus>;
-  /** Forgets a user at once, for changes made by this process. */
-  forget(userId: number): void;
 }
 
 /**
@@ -36,9 +34,6 @@ export function createUserStatusCache(deps: { db: Kysely<Database>; clock: Clock
       if (entries.size >= MAX_ENTRIES) entries.delete(entries.keys().next().value as number);
       entries.set(userId, { status, checkedAtMs: nowMs });
       return status;
-    },
-    forget(userId) {
-      entries.delete(userId);
     },
   };
 }
