@@ -72,6 +72,18 @@ describe.each(testDialects())('bad input [%s]', (dialect) => {
     expect((await loginUser(test.app, 'digits@example.com', NUMERIC_PASSWORD)).statusCode).toBe(201);
   });
 
+  it('says which rule a refused body broke', async () => {
+    const cases: Array<[string | Buffer, string]> = [
+      [Buffer.concat([Buffer.from('{"email":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), 'invalid request - body is not valid UTF-8'],
+      ['{"email":"a@b.com","__proto__":{"admin":true}}', 'invalid request - __proto__ and constructor keys are not allowed'],
+      ['{"constructor":{"prototype":{"admin":true}}}', 'invalid request - __proto__ and constructor keys are not allowed'],
+      ['{"email":', 'invalid request - body is not valid JSON'],
+    ];
+    for (const [payload, message] of cases) {
+      expectErrorEnvelope(await test.app.inject({ method: 'POST', url: '/login', ...jsonBody(payload) }), 400, message);
+    }
+  });
+
   it('accepts application/json with parameters or in another case (control for the 415s)', async () => {
     const payload = JSON.stringify({ email: VALID.email, password: VALID.password });
     for (const type of ['application/json; charset=utf-8', 'Application/JSON']) {

@@ -29,8 +29,10 @@ const FRAMEWORK_ERRORS: Record<string, PublicError> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, message: 'unsupported media type - send application/json' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, message: 'invalid request - content length does not match the body' },
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, message: 'payload too large' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, message: 'invalid request - body is empty' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, message: 'invalid request - body is not valid JSON' },
+  GH_EMPTY_BODY: { status: 400, message: 'invalid request - body is empty' },
+  GH_INVALID_JSON: { status: 400, message: 'invalid request - body is not valid JSON' },
+  GH_INVALID_UTF8: { status: 400, message: 'invalid request - body is not valid UTF-8' },
+  GH_FORBIDDEN_KEY: { status: 400, message: 'invalid request - __proto__ and constructor keys are not allowed' },
   FST_ERR_BAD_URL: { status: 400, message: 'invalid request - malformed URL' },
   FST_ERR_MAX_PARAM_LENGTH: { status: 414, message: 'invalid request - URL too long' },
   FST_ERR_ASYNC_CONSTRAINT: { status: 400, message: 'invalid request' },
@@ -50,8 +52,8 @@ export function handleError(error: FastifyError | AppError | Error, request: Fas
   if (known) return reply.code(known.status).send(envelope(known.status, known.message));
   const status = fastifyError.statusCode;
   if (status && status >= 400 && status < 500) {
-    // Body parse failures (bad JSON, bad UTF-8, __proto__ keys) arrive here with a 4xx status.
-    return reply.code(status).send(envelope(status, status === 400 ? 'invalid request - body is not valid JSON' : 'request refused'));
+    // Any other client error Fastify raises: keep its status, reveal nothing of its text.
+    return reply.code(status).send(envelope(status, status === 400 ? 'invalid request' : 'request refused'));
   }
   request.log.error({ err: error }, 'request failed');
   return reply.code(500).send(envelope(500, 'internal server error'));

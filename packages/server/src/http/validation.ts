@@ -1,6 +1,7 @@
 import { Ajv, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import secureJson from 'secure-json-parse';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (
@@ -18,18 +19,35 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** JSON is the only body type; bytes must be valid UTF-8, and __proto__/constructor keys are refused. */
+/** A client error raised while reading the body; http/errors.ts maps its code to the public message. */
+function bodyError(code: string, message: string) {
+  return Object.assign(new Error(message), { statusCode: 400, code });
+}
+
+/**
+ * JSON is the only body type; bytes must be valid UTF-8, and __proto__/constructor.prototype keys
+ * are refused. Parsed here rather than by Fastify's default parser, which answers every failure
+ * with the same "invalid JSON" and would hide which rule the client broke.
+ */
 export function registerJsonOnly(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
     let text: string;
     try {
       text = utf8.decode(body as Buffer);
     } catch {
-      done(Object.assign(new Error('body is not valid UTF-8'), { statusCode: 400, code: 'GH_INVALID_UTF8' }), undefined);
+      done(bodyError('GH_INVALID_UTF8', 'body is not valid UTF-8'), undefined);
       return;
     }
-    parseJson(request, text, done);
+    if (text.length === 0) {
+      done(bodyError('GH_EMPTY_BODY', 'body is empty'), undefined);
+      return;
+    }
+    try {
+      done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch (error) {
+      const forbidden = /forbidden (prototype|constructor) property/.test((error as Error).message);
+      done(forbidden ? bodyError('GH_FORBIDDEN_KEY', 'forbidden key') : bodyError('GH_INVALID_JSON', 'body is not valid JSON'), undefined);
+    }
   });
 }
