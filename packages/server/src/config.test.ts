@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.ts';
 
@@ -31,7 +32,10 @@ describe('loadConfig', () => {
         refreshReuseGraceSeconds: 10,
       },
       password: { minLength: 15, maxLength: 1024, breachedCheck: true },
-      limits: { rateLimitPerMinute: 30, loginMaxFailures: 10, bodyLimitBytes: 64 * 1024 },
+      limits: { rateLimitPerMinute: 30, loginMaxFailures: 10, loginMaxFailuresPerAccount: 100, bodyLimitBytes: 64 * 1024, ipv6PrefixLength: 64 },
+      hashing: { poolSize: availableParallelism(), queueMax: 64 },
+      sessions: { maxAgeSeconds: 90 * 86400 },
+      usersList: 'self',
       trustProxy: false,
       corsOrigins: [],
       keyEncryptionSecret: undefined,
@@ -59,7 +63,13 @@ describe('loadConfig', () => {
       PASSWORD_BREACHED_CHECK: 'false',
       RATE_LIMIT_PER_MINUTE: '60',
       LOGIN_MAX_FAILURES: '5',
-      TRUST_PROXY: 'true',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '50',
+      IPV6_PREFIX_LENGTH: '56',
+      HASH_POOL_SIZE: '3',
+      HASH_QUEUE_MAX: '10',
+      SESSION_MAX_AGE: '30d',
+      USERS_LIST: 'all',
+      TRUST_PROXY: '10.0.0.0/8, 192.168.1.10,::1',
       CORS_ORIGINS: 'https://app.example.com, http://localhost:3000',
       BODY_LIMIT: '1mb',
       KEY_ENCRYPTION_SECRET: 'k'.repeat(32),
@@ -72,12 +82,28 @@ describe('loadConfig', () => {
       redisUrl: 'redis://cache:6379',
       jwt: { algorithm: 'RS256', issuer: 'https://auth.example.com', audience: 'api', accessTokenTtlSeconds: 600, refreshTokenTtlSeconds: 86400, refreshReuseGraceSeconds: 5 },
       password: { minLength: 12, breachedCheck: false },
-      limits: { rateLimitPerMinute: 60, loginMaxFailures: 5, bodyLimitBytes: 1024 * 1024 },
-      trustProxy: true,
+      limits: { rateLimitPerMinute: 60, loginMaxFailures: 5, loginMaxFailuresPerAccount: 50, bodyLimitBytes: 1024 * 1024, ipv6PrefixLength: 56 },
+      hashing: { poolSize: 3, queueMax: 10 },
+      sessions: { maxAgeSeconds: 30 * 86400 },
+      usersList: 'all',
+      trustProxy: { addresses: ['10.0.0.0/8', '192.168.1.10', '::1'] },
       corsOrigins: ['https://app.example.com', 'http://localhost:3000'],
       keyEncryptionSecret: 'k'.repeat(32),
       logLevel: 'debug',
     });
+  });
+
+  it('reads TRUST_PROXY as a hop count or a list, and refuses a bare true with what to write instead', () => {
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toEqual({ hops: 2 });
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    const error = configError({ TRUST_PROXY: 'true' });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/TRUST_PROXY=true would trust/);
+    expect(error.problems[0]).toMatch(/TRUST_PROXY=10\.0\.0\.0\/8/);
+    expect(error.problems[0]).toMatch(/TRUST_PROXY=1/);
+    expect(configError({ TRUST_PROXY: '10.0.0.0/33' }).problems[0]).toMatch(/10\.0\.0\.0\/33/);
+    expect(configError({ TRUST_PROXY: 'proxy.local' }).problems[0]).toMatch(/proxy\.local/);
+    expect(configError({ TRUST_PROXY: '11' }).problems[0]).toMatch(/hop count/);
   });
 
   it('accepts durations like 15m, 12h and 30d', () => {
@@ -122,6 +148,13 @@ describe('loadConfig', () => {
     ['RATE_LIMIT_PER_MINUTE', '0'],
     ['LOGIN_MAX_FAILURES', '-3'],
     ['TRUST_PROXY', 'sometimes'],
+    ['TRUST_PROXY', 'true'],
+    ['IPV6_PREFIX_LENGTH', '129'],
+    ['HASH_QUEUE_MAX', '0'],
+    ['HASH_POOL_SIZE', 'many'],
+    ['SESSION_MAX_AGE', 'forever'],
+    ['USERS_LIST', 'everyone'],
+    ['LOGIN_MAX_FAILURES_PER_ACCOUNT', '5'],
     ['CORS_ORIGINS', '*'],
     ['CORS_ORIGINS', 'https://app.example.com/path'],
     ['BODY_LIMIT', '10'],

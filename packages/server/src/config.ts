@@ -2,6 +2,9 @@
  * The only module that reads process.env. Every problem is collected and
  * reported together, so an operator fixes a bad deployment in one pass.
  */
+import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
+
 export type JwtAlgorithm = 'EdDSA' | 'ES256' | 'RS256' | 'HS256';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -21,12 +24,36 @@ export interface Config {
     refreshReuseGraceSeconds: number;
   };
   password: { minLength: number; maxLength: number; breachedCheck: boolean };
-  limits: { rateLimitPerMinute: number; loginMaxFailures: number; bodyLimitBytes: number };
-  trustProxy: boolean;
+  limits: {
+    rateLimitPerMinute: number;
+    /** Consecutive failures per account and client network before that client is locked out of the account. */
+    loginMaxFailures: number;
+    /** Failures per account, from every client together, within an hour before the account is locked for everyone. */
+    loginMaxFailuresPerAccount: number;
+    bodyLimitBytes: number;
+    /** IPv6 clients are counted per network of this prefix length (a /64 is one subscriber). */
+    ipv6PrefixLength: number;
+  };
+  hashing: {
+    /** Hashing threads; default one per core. */
+    poolSize: number;
+    /** Password jobs allowed to wait for a thread; past it, 503 with Retry-After. */
+    queueMax: number;
+  };
+  sessions: {
+    /** Absolute session lifetime from login, whatever the refreshes. */
+    maxAgeSeconds: number;
+  };
+  /** `self`: GET /users lists everyone only to admins; `all`: to every signed-in user (the tutorial). */
+  usersList: 'self' | 'all';
+  /** Who may set X-Forwarded-For: nobody, the nearest N hops, or the listed proxy addresses/CIDRs. */
+  trustProxy: TrustProxy;
   corsOrigins: string[];
   keyEncryptionSecret: string | undefined;
   logLevel: LogLevel;
 }
+
+export type TrustProxy = false | { hops: number } | { addresses: string[] };
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -172,19 +199,64 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     limits: {
       rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 30, 1, 1_000_000_000),
       loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 1_000_000_000),
+      loginMaxFailuresPerAccount: read.integer('LOGIN_MAX_FAILURES_PER_ACCOUNT', 100, 1, 1_000_000_000),
       bodyLimitBytes: read.size('BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+      ipv6PrefixLength: read.integer('IPV6_PREFIX_LENGTH', 64, 1, 128),
     },
-    trustProxy: read.boolean('TRUST_PROXY', false),
+    hashing: {
+      poolSize: read.integer('HASH_POOL_SIZE', availableParallelism(), 1, 256),
+      queueMax: read.integer('HASH_QUEUE_MAX', 64, 1, 1_000_000),
+    },
+    sessions: {
+      maxAgeSeconds: read.duration('SESSION_MAX_AGE', 90 * 86400, 60, 10 * 365 * 86400),
+    },
+    usersList: read.oneOf('USERS_LIST', ['self', 'all'] as const, 'self'),
+    trustProxy: readTrustProxy(read),
     corsOrigins,
     keyEncryptionSecret,
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   };
+  if (config.limits.loginMaxFailuresPerAccount < config.limits.loginMaxFailures) {
+    read.problems.push('LOGIN_MAX_FAILURES_PER_ACCOUNT must be at least LOGIN_MAX_FAILURES');
+  }
   if (config.jwt.refreshReuseGraceSeconds >= config.jwt.refreshTokenTtlSeconds) {
     read.problems.push('REFRESH_REUSE_GRACE must be shorter than REFRESH_TOKEN_TTL');
   }
 
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);
+}
+
+/**
+ * TRUST_PROXY names who may speak for the client in X-Forwarded-For. A bare `true` would
+ * let any client write its own address there, so it is refused with what to write instead.
+ */
+function readTrustProxy(read: EnvReader): TrustProxy {
+  const value = read.raw('TRUST_PROXY');
+  if (value === undefined || ['false', '0', 'no', 'off'].includes(value.toLowerCase())) return false;
+  if (['true', 'yes', 'on'].includes(value.toLowerCase())) {
+    read.problems.push(
+      'TRUST_PROXY=true would trust an X-Forwarded-For any client can write; list your proxies instead, ' +
+        'e.g. TRUST_PROXY=10.0.0.0/8,192.168.1.10 (addresses or CIDRs), or give the number of proxies in front, e.g. TRUST_PROXY=1',
+    );
+    return false;
+  }
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops < 1 || hops > 10) read.problems.push(`TRUST_PROXY hop count must be from 1 to 10 (got "${value}")`);
+    return { hops };
+  }
+  const addresses = value.split(',').map((entry) => entry.trim()).filter(Boolean);
+  for (const entry of addresses) {
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const maxPrefix = family === 6 ? 128 : 32;
+    const prefixValid = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (family === 0 || !prefixValid || rest.length > 0) {
+      read.problems.push(`TRUST_PROXY entry "${entry}" must be an IP address or a CIDR like 10.0.0.0/8 (or the whole value a hop count)`);
+    }
+  }
+  return { addresses };
 }
 
 function deepFreeze<T extends object>(value: T): Readonly<T> {

@@ -7,7 +7,7 @@ import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
 import { createPasswordHasher, createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
-import { createDb, type Db } from './storage/db.ts';
+import { createDb } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
 import { createDenylist, type Denylist } from './tokens/denylist.ts';
@@ -17,7 +17,7 @@ import { createUserStatusCache, type UserStatusCache } from './users/status-cach
 export interface Deps {
   config: Readonly<Config>;
   clock: Clock;
-  database: Db;
+  /** The database, through Kysely; storage/db.ts has the dialect-specific parts (ping, close). */
   db: Kysely<Database>;
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
@@ -57,7 +57,6 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     return {
       config,
       clock,
-      database,
       db,
       hasher,
       passwordPolicy: createPasswordPolicy({

@@ -12,8 +12,6 @@ export type ErrorCode =
   | 'token_expired'
   | 'token_revoked'
   | 'refresh_invalid'
-  | 'forbidden'
-  | 'not_found'
   | 'rate_limited'
   | 'unavailable';
 

@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from './config.ts';
-import { startMaintenance } from './auth/maintenance.ts';
+import { startBackgroundTasks } from './background/tasks.ts';
 import { createDeps } from './deps.ts';
 import { buildApp } from './http/app.ts';
 
@@ -18,9 +18,9 @@ async function main(): Promise<void> {
 
   const deps = await createDeps(config);
   const app = await buildApp(deps);
-  const maintenance = startMaintenance(
+  const backgroundTasks = startBackgroundTasks(
     { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
-    { syncIntervalMs: 5_000, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'maintenance failed') },
+    { syncIntervalMs: 5_000, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
   );
   let closing = false;
   const shutdown = async (signal: NodeJS.Signals) => {
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     closing = true;
     app.log.info({ signal }, 'shutting down');
     try {
-      maintenance.stop();
+      backgroundTasks.stop();
       await app.close();
       await deps.close();
       process.exit(0);

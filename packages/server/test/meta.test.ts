@@ -69,7 +69,7 @@ describe.each(testDialects())('readiness with the database down [%s]', (dialect)
 
   it('GET /readyz answers 503 once the database is closed, while /healthz stays 200', async () => {
     expect((await test.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
-    await test.deps.database.close();
+    await test.deps.db.destroy();
 
     const response = await test.app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);

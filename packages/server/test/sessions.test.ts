@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { purgeExpired } from '../src/auth/maintenance.ts';
+import { purgeExpired } from '../src/background/tasks.ts';
 import { json, loginUser, signedInUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 function refresh(app: FastifyInstance, refreshToken: string) {

@@ -1,7 +1,7 @@
 import { AppError, invalidInput } from '../errors.ts';
 import type { PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { findUserById, updatePasswordHash } from '../storage/users.ts';
-import { revokeAndDeny, type RevocationDeps } from './logout.ts';
+import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
 
 export interface ChangePasswordDeps extends RevocationDeps {
   hasher: PasswordHasher;

@@ -6,7 +6,7 @@ import { findUserById } from '../storage/users.ts';
 import type { Denylist } from '../tokens/denylist.ts';
 import { deriveChildRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '../tokens/refresh-tokens.ts';
 import { parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
-import { revokeAndDeny } from './logout.ts';
+import { revokeAndDeny } from './revocation.ts';
 import type { SessionDeps, SessionTokens } from './sessions.ts';
 
 export interface RefreshDeps extends SessionDeps {

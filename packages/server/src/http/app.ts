@@ -2,6 +2,7 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { TrustProxy } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
@@ -33,6 +34,16 @@ export const REDACTED_PATHS = [
   '*.refresh_token',
 ];
 
+function fastifyTrustProxy(trustProxy: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (trustProxy === false) return false;
+  if ('hops' in trustProxy) {
+    const { hops } = trustProxy;
+    // Hop 0 is the socket peer; trusting hops 0..N-1 takes the address N proxies reported.
+    return (_address, hop) => hop < hops;
+  }
+  return [...trustProxy.addresses];
+}
+
 export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger: FastifyServerOptions['logger'] =
     options.logger === false
@@ -46,7 +57,8 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
   const app = Fastify({
     logger,
     bodyLimit: deps.config.limits.bodyLimitBytes,
-    trustProxy: deps.config.trustProxy,
+    // proxy-addr semantics: the client is the rightmost X-Forwarded-For address not in the trusted list.
+    trustProxy: fastifyTrustProxy(deps.config.trustProxy),
     // One cheap line per request from onResponse instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify builds a child logger per request (for its reqId), ~3 % of a cached-token GET. Below

@@ -18,8 +18,6 @@ const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
   token_expired: { status: 401, message: 'auth failed - token has expired' },
   token_revoked: { status: 401, message: 'auth failed - token has been revoked' },
   refresh_invalid: { status: 401, message: 'refresh failed - token is invalid' },
-  forbidden: { status: 403, message: 'forbidden - admin role required' },
-  not_found: { status: 404, message: 'not found' },
   rate_limited: { status: 429, message: 'too many requests - try again later' },
   unavailable: { status: 503, message: 'service unavailable' },
 };

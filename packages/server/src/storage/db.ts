@@ -44,9 +44,7 @@ export async function createDb(databaseUrl: string): Promise<Db> {
       if (result.error) throw result.error;
       return result;
     },
-    async ping() {
-      await sql`select 1`.execute(kysely);
-    },
+    ping: () => pingDatabase(kysely),
     close: () => kysely.destroy(),
   };
 }
@@ -91,6 +89,11 @@ async function openPostgresPool(databaseUrl: string): Promise<pg.Pool> {
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
+}
+
+/** Cheap round trip for readiness checks. */
+export async function pingDatabase(db: Kysely<Database>): Promise<void> {
+  await sql`select 1`.execute(db);
 }
 
 /** True when the error is the database refusing a duplicate key, on either dialect. */

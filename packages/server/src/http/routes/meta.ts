@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../../deps.ts';
+import { pingDatabase } from '../../storage/db.ts';
 import { envelope, EnvelopeSchema } from '../envelope.ts';
 
 const READY_TIMEOUT_MS = 2000;
@@ -25,7 +26,7 @@ export async function metaRoutes(app: FastifyInstance, deps: Deps): Promise<void
       },
     },
     async (_request, reply) => {
-      const database = await withTimeout(deps.database.ping(), READY_TIMEOUT_MS).then(
+      const database = await withTimeout(pingDatabase(deps.db), READY_TIMEOUT_MS).then(
         () => 'up',
         () => 'down',
       );

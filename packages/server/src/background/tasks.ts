@@ -1,3 +1,4 @@
+/** The service's own timers: revocation sync, signing-key reload and the purge of expired rows. */
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import type { KeyStore } from '../keys/key-store.ts';
@@ -5,20 +6,20 @@ import { deleteExpiredRefreshTokens, deleteExpiredSessions } from '../storage/se
 import type { Database } from '../storage/schema.ts';
 import type { Denylist } from '../tokens/denylist.ts';
 
-export interface MaintenanceDeps {
+export interface PurgeDeps {
   db: Kysely<Database>;
   clock: Clock;
   denylist: Denylist;
   accessTokenTtlSeconds: number;
 }
 
-export interface MaintenanceReport {
+export interface PurgeReport {
   sessionsDeleted: number;
   refreshTokensDeleted: number;
 }
 
 /** Deletes rows nothing can use any more; runs inside the process, no external cron. */
-export async function purgeExpired(deps: MaintenanceDeps): Promise<MaintenanceReport> {
+export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
   const now = deps.clock.nowSeconds();
   // A revoked session must outlive its last access token, or the denylist could not be rebuilt at start.
   const sessionsDeleted = await deleteExpiredSessions(deps.db, now - deps.accessTokenTtlSeconds);
@@ -27,7 +28,7 @@ export async function purgeExpired(deps: MaintenanceDeps): Promise<MaintenanceRe
   return { sessionsDeleted, refreshTokensDeleted };
 }
 
-export interface MaintenanceSchedule {
+export interface BackgroundTasks {
   stop(): void;
 }
 
@@ -36,10 +37,10 @@ export interface MaintenanceSchedule {
  * (a rotation by `gatehouse keys rotate` or another instance) every minute, and purges
  * expired rows every few minutes. Timers are unref'd: they never keep the process alive.
  */
-export function startMaintenance(
-  deps: MaintenanceDeps & { keys: Pick<KeyStore, 'reload'> },
+export function startBackgroundTasks(
+  deps: PurgeDeps & { keys: Pick<KeyStore, 'reload'> },
   options: { syncIntervalMs: number; keyReloadIntervalMs: number; purgeIntervalMs: number; onError: (error: unknown) => void },
-): MaintenanceSchedule {
+): BackgroundTasks {
   const timers = [
     setInterval(() => deps.denylist.sync().catch(options.onError), options.syncIntervalMs),
     setInterval(() => deps.keys.reload().catch(options.onError), options.keyReloadIntervalMs),
