@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { createMemoryCounterStore, type CounterStore } from './abuse/counter-store.ts';
+import { createMemoryLockoutStore, type LockoutStore } from './abuse/lockout-store.ts';
 import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
 import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -25,8 +26,10 @@ export interface Deps {
   accessTokens: AccessTokens;
   denylist: Denylist;
   counters: CounterStore;
+  lockouts: LockoutStore;
   ipRateLimiter: IpRateLimiter;
   loginLockout: LoginLockout;
+  passwordChangeLockout: LoginLockout;
   userStatus: UserStatusCache;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
@@ -54,6 +57,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });
     await denylist.sync();
     const counters = createMemoryCounterStore();
+    const lockouts = createMemoryLockoutStore();
+    const { loginMaxFailures, loginMaxFailuresPerAccount } = config.limits;
     return {
       config,
       clock,
@@ -68,8 +73,16 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       accessTokens: createAccessTokens({ keys, clock, config }),
       denylist,
       counters,
+      lockouts,
       ipRateLimiter: createIpRateLimiter({ store: counters, clock, limitPerMinute: config.limits.rateLimitPerMinute }),
-      loginLockout: createLoginLockout({ store: counters, clock, maxFailures: config.limits.loginMaxFailures }),
+      loginLockout: createLoginLockout({ store: lockouts, clock, maxFailures: loginMaxFailures, maxFailuresPerAccount: loginMaxFailuresPerAccount }),
+      passwordChangeLockout: createLoginLockout({
+        store: lockouts,
+        clock,
+        maxFailures: loginMaxFailures,
+        maxFailuresPerAccount: loginMaxFailuresPerAccount,
+        scope: 'password-change',
+      }),
       userStatus: createUserStatusCache({ db, clock }),
       refreshDerivationSecret,
       async close() {

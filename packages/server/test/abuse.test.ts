@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { json, loginUser, signupUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { json, loginUser, signedInUser, signupUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 describe.each(testDialects())('throttling [%s]', (dialect) => {
   let test: TestApp;
@@ -41,18 +41,6 @@ describe.each(testDialects())('throttling [%s]', (dialect) => {
     expect((await loginUser(test.app, 'budget@example.com')).statusCode).toBe(201);
   });
 
-  it('X-Forwarded-For counts only when TRUST_PROXY is set', async () => {
-    for (const trustProxy of ['false', 'true']) {
-      test = await startTestApp(dialect, { RATE_LIMIT_PER_MINUTE: '1', TRUST_PROXY: trustProxy });
-      const first = await test.app.inject({ method: 'POST', url: '/login', headers: { 'x-forwarded-for': '203.0.113.1' }, payload: { email: 'a@example.com', password: 'x' } });
-      const second = await test.app.inject({ method: 'POST', url: '/login', headers: { 'x-forwarded-for': '203.0.113.2' }, payload: { email: 'a@example.com', password: 'x' } });
-      expect(first.statusCode).toBe(403);
-      // Untrusted: both requests come from the socket's address and share a budget of one.
-      expect(second.statusCode).toBe(trustProxy === 'true' ? 403 : 429);
-      if (trustProxy === 'false') await test.close();
-    }
-  });
-
   it('locks an account after LOGIN_MAX_FAILURES failures, doubling the window, for known and unknown emails alike', async () => {
     test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '3' });
     await signupUser(test.app, { email: 'known@example.com' });
@@ -91,6 +79,146 @@ describe.each(testDialects())('throttling [%s]', (dialect) => {
       test.clock.advanceSeconds(retryAfter);
     }
     expect(retryAfter).toBe(3600);
+  });
+});
+
+describe.each(testDialects())('lockout races and keying [%s]', (dialect) => {
+  let test: TestApp;
+  afterEach(() => test.close());
+
+  const loginFrom = (remoteAddress: string, email: string, password: string) =>
+    test.app.inject({ method: 'POST', url: '/login', remoteAddress, payload: { email, password } });
+
+  it('evaluates at most LOGIN_MAX_FAILURES of a burst of concurrent wrong guesses; the rest get 429, and so does the right password', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '10' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, index) => loginUser(test.app, 'victim@example.com', `wrong guess number ${index}`)));
+    const statuses = burst.map((answer) => answer.statusCode);
+    expect(statuses.filter((status) => status === 403)).toHaveLength(10);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(30);
+    for (const refused of burst.filter((answer) => answer.statusCode === 429)) expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await loginUser(test.app, 'victim@example.com')).statusCode).toBe(429);
+  });
+
+  it('a burst that holds the right password among wrong ones gets at most the limit evaluated', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '5' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    const guesses = [...Array.from({ length: 30 }, (_, index) => `wrong guess number ${index}`), STRONG_PASSWORD];
+    const statuses = (await Promise.all(guesses.map((guess) => loginUser(test.app, 'victim@example.com', guess)))).map((answer) => answer.statusCode);
+    // The right password came after the budget was spent: it was never evaluated.
+    expect(statuses.filter((status) => status !== 429)).toHaveLength(5);
+    expect(statuses.at(-1)).toBe(429);
+  });
+
+  it('locks a client network out of an account without locking the owner out from elsewhere', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_ACCOUNT: '100' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    for (let attempt = 0; attempt < 3; attempt += 1) expect((await loginFrom('198.51.100.9', 'victim@example.com', 'wrong password again')).statusCode).toBe(403);
+    expect((await loginFrom('198.51.100.9', 'victim@example.com', STRONG_PASSWORD)).statusCode).toBe(429);
+    // The attacker's other addresses in the same IPv6 /64 are the same client.
+    for (let attempt = 0; attempt < 3; attempt += 1) expect((await loginFrom(`2001:db8:7:7::${attempt + 1}`, 'victim@example.com', 'wrong password again')).statusCode).toBe(403);
+    expect((await loginFrom('2001:db8:7:7:ffff::99', 'victim@example.com', 'wrong password again')).statusCode).toBe(429);
+    // The owner, from their own address, is not locked out.
+    expect((await loginFrom('192.0.2.44', 'victim@example.com', STRONG_PASSWORD)).statusCode).toBe(201);
+  });
+
+  it('locks the account for everyone after LOGIN_MAX_FAILURES_PER_ACCOUNT failures in an hour from many networks', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_ACCOUNT: '7' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    const statuses = [];
+    for (let network = 1; network <= 3; network += 1) {
+      for (let attempt = 0; attempt < 3; attempt += 1) statuses.push((await loginFrom(`203.0.113.${network}`, 'victim@example.com', 'wrong password')).statusCode);
+    }
+    // Seven failures evaluated across three networks; the rest refused.
+    expect(statuses).toEqual([403, 403, 403, 403, 403, 403, 403, 429, 429]);
+    const locked = await loginFrom('192.0.2.44', 'victim@example.com', STRONG_PASSWORD);
+    expect(locked.statusCode).toBe(429);
+    expect(Number(locked.headers['retry-after'])).toBe(3600);
+
+    test.clock.advanceSeconds(3600);
+    expect((await loginFrom('192.0.2.44', 'victim@example.com', STRONG_PASSWORD)).statusCode).toBe(201);
+  });
+
+  it('keeps a lockout however many other addresses the budget counter sees', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '2' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    await loginUser(test.app, 'victim@example.com', 'wrong password one');
+    await loginUser(test.app, 'victim@example.com', 'wrong password two');
+    expect((await loginUser(test.app, 'victim@example.com')).statusCode).toBe(429);
+    // 100 001 distinct IPv6 networks through the per-client budget: once enough to flush a shared bounded store.
+    for (let index = 0; index <= 100_000; index += 1) await test.deps.ipRateLimiter.consume(`2001:db8:${(index >> 16).toString(16)}:${(index & 0xffff).toString(16)}::/64`);
+    expect((await loginUser(test.app, 'victim@example.com')).statusCode).toBe(429);
+  });
+
+  it('counts IPv6 clients per /64 for the request budget (IPV6_PREFIX_LENGTH narrows or widens it)', async () => {
+    test = await startTestApp(dialect, { RATE_LIMIT_PER_MINUTE: '2' });
+    const refresh = (remoteAddress: string) =>
+      test.app.inject({ method: 'POST', url: '/token/refresh', remoteAddress, payload: { refresh_token: 'x' } });
+    expect((await refresh('2001:db8:1:2::1')).statusCode).toBe(401);
+    expect((await refresh('2001:db8:1:2:aaaa::2')).statusCode).toBe(401);
+    expect((await refresh('2001:db8:1:2:ffff:ffff:ffff:fffe')).statusCode).toBe(429);
+    expect((await refresh('2001:db8:1:3::1')).statusCode).toBe(401);
+    await test.close();
+
+    test = await startTestApp(dialect, { RATE_LIMIT_PER_MINUTE: '2', IPV6_PREFIX_LENGTH: '128' });
+    for (const address of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2::3']) expect((await refresh(address)).statusCode).toBe(401);
+  });
+});
+
+describe.each(testDialects())('POST /me/password throttling [%s]', (dialect) => {
+  let test: TestApp;
+  afterEach(() => test.close());
+
+  const change = (token: string, body: { current_password: string; new_password: string }, remoteAddress = '127.0.0.1') =>
+    test.app.inject({ method: 'POST', url: '/me/password', remoteAddress, headers: { authorization: `Bearer ${token}` }, payload: body });
+
+  it('evaluates at most LOGIN_MAX_FAILURES concurrent wrong current passwords; then 429 with Retry-After even for the right one', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '4' });
+    const user = await signedInUser(test.app, 'owner@example.com');
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, (_, index) => change(user.token, { current_password: `wrong guess number ${index}`, new_password: 'a brand new long passphrase' })),
+    );
+    const statuses = burst.map((answer) => answer.statusCode);
+    expect(statuses.filter((status) => status === 403)).toHaveLength(4);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(16);
+    const locked = await change(user.token, { current_password: STRONG_PASSWORD, new_password: 'a brand new long passphrase' });
+    expect(locked.statusCode).toBe(429);
+    expect(locked.headers['retry-after']).toBe('60');
+    test.clock.advanceSeconds(60);
+    expect((await change(user.token, { current_password: STRONG_PASSWORD, new_password: 'a brand new long passphrase' })).statusCode).toBe(200);
+  });
+
+  it('checks the new password before the current one: a right and a wrong guess get the same 400 for a weak new password', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '2' });
+    const user = await signedInUser(test.app, 'owner@example.com');
+    const right = await change(user.token, { current_password: STRONG_PASSWORD, new_password: 'short' });
+    const wrong = await change(user.token, { current_password: 'wrong password here', new_password: 'short' });
+    expect(right.statusCode).toBe(400);
+    expect(wrong.body).toBe(right.body);
+    // Those were not password checks: the whole budget is still there.
+    expect((await change(user.token, { current_password: 'wrong password here', new_password: 'a brand new long passphrase' })).statusCode).toBe(403);
+    expect((await change(user.token, { current_password: STRONG_PASSWORD, new_password: 'a brand new long passphrase' })).statusCode).toBe(200);
+  });
+
+  it('refuses a new password equal to the current one, whether or not the current one is right', async () => {
+    test = await startTestApp(dialect);
+    const user = await signedInUser(test.app, 'owner@example.com');
+    for (const password of [STRONG_PASSWORD, 'not the password at all']) {
+      const answer = await change(user.token, { current_password: password, new_password: password });
+      expect(answer.statusCode).toBe(400);
+      expect(json(answer).message).toBe('invalid request - new_password must differ from current_password');
+    }
+  });
+
+  it('is under the per-client request budget', async () => {
+    test = await startTestApp(dialect, { RATE_LIMIT_PER_MINUTE: '3' });
+    const user = await signedInUser(test.app, 'owner@example.com');
+    const statuses = [];
+    for (let attempt = 0; attempt < 4; attempt += 1) {
+      const body = { current_password: `wrong guess ${attempt}`, new_password: 'a brand new long passphrase' };
+      statuses.push((await change(user.token, body, '10.9.9.9')).statusCode);
+    }
+    expect(statuses).toEqual([403, 403, 403, 429]);
   });
 });
 

@@ -166,3 +166,17 @@ export function expectErrorEnvelope(
   else if (message) expect(body.message).toMatch(message);
   return body;
 }
+
+/**
+ * Signs up a user, gives it the admin role in the database (no admin API exists yet),
+ * and logs in so the access token carries the role.
+ */
+export async function signedInAdmin(test: TestApp, email: string) {
+  const signup = await signupUser(test.app, { email });
+  if (signup.statusCode !== 201) throw new Error(`signup failed: ${signup.body}`);
+  await test.deps.db.updateTable('users').set({ roles: JSON.stringify(['user', 'admin']) }).where('email_normalized', '=', email.toLowerCase()).execute();
+  const login = await loginUser(test.app, email);
+  if (login.statusCode !== 201) throw new Error(`login failed: ${login.body}`);
+  const body = json(login);
+  return { id: body.data.id as number, token: body.token as string, refreshToken: body.refresh_token as string };
+}

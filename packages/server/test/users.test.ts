@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertNoLeak, expectErrorEnvelope, json, signedInUser, signupUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { assertNoLeak, expectErrorEnvelope, json, signedInAdmin, signedInUser, signupUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 const USER_COUNT = 11;
 
@@ -9,7 +9,7 @@ describe.each(testDialects())('GET /users pagination [%s]', (dialect) => {
   let allIds: number[];
   beforeAll(async () => {
     test = await startTestApp(dialect);
-    token = (await signedInUser(test.app, 'lister@example.com')).token;
+    token = (await signedInAdmin(test, 'lister@example.com')).token;
     for (let index = 0; index < USER_COUNT - 1; index++) {
       const response = await signupUser(test.app, { email: `user${index}@example.com` });
       if (response.statusCode !== 201) throw new Error(response.body);
@@ -90,5 +90,41 @@ describe.each(testDialects())('GET /users pagination [%s]', (dialect) => {
 
   it('needs a token', async () => {
     expectErrorEnvelope(await test.app.inject({ method: 'GET', url: '/users?limit=10' }), 401, 'auth failed - token is missing');
+  });
+});
+
+describe.each(testDialects())('GET /users visibility [%s]', (dialect) => {
+  let test: TestApp;
+  afterEach(() => test.close());
+
+  const list = (token: string, query = '') => test.app.inject({ method: 'GET', url: `/users${query}`, headers: { 'x-access-token': token } });
+
+  it('shows a non-admin only their own entry, on every page and cursor', async () => {
+    test = await startTestApp(dialect);
+    await signupUser(test.app, { email: 'first@example.com' });
+    const me = await signedInUser(test.app, 'me@example.com');
+    await signupUser(test.app, { email: 'last@example.com' });
+
+    const own = json(await list(me.token));
+    expect(own).toEqual({ users: [{ id: me.id, email: 'me@example.com' }], next_cursor: null });
+    expect(json(await list(me.token, '?limit=1'))).toEqual(own);
+    // A cursor at or past the caller's own id ends the walk; one before it still shows only the caller.
+    const cursorAt = (id: number) => `?cursor=${Buffer.from(`u:${id}`).toString('base64url')}`;
+    expect(json(await list(me.token, cursorAt(me.id)))).toEqual({ users: [], next_cursor: null });
+    expect(json(await list(me.token, cursorAt(me.id - 1)))).toEqual(own);
+  });
+
+  it('shows an admin every user', async () => {
+    test = await startTestApp(dialect);
+    await signupUser(test.app, { email: 'someone@example.com' });
+    const admin = await signedInAdmin(test, 'admin@example.com');
+    expect(json(await list(admin.token)).users.map((user: { email: string }) => user.email)).toEqual(['someone@example.com', 'admin@example.com']);
+  });
+
+  it('shows every signed-in user the whole list with USERS_LIST=all, as the tutorial did', async () => {
+    test = await startTestApp(dialect, { USERS_LIST: 'all' });
+    await signupUser(test.app, { email: 'someone@example.com' });
+    const me = await signedInUser(test.app, 'me@example.com');
+    expect(json(await list(me.token)).users.map((user: { email: string }) => user.email)).toEqual(['someone@example.com', 'me@example.com']);
   });
 });

@@ -5,8 +5,8 @@ import type { CounterStore } from './counter-store.ts';
 const WINDOW_SECONDS = 60;
 
 export interface IpRateLimiter {
-  /** Counts one request of this client against the shared budget; throws rate_limited past it. */
-  consume(clientIp: string): Promise<void>;
+  /** Counts one request of this client network against the shared budget; throws rate_limited past it. */
+  consume(clientNetwork: string): Promise<void>;
 }
 
 /**
@@ -15,9 +15,9 @@ export interface IpRateLimiter {
  */
 export function createIpRateLimiter(deps: { store: CounterStore; clock: Clock; limitPerMinute: number }): IpRateLimiter {
   return {
-    async consume(clientIp) {
+    async consume(clientNetwork) {
       const now = deps.clock.nowSeconds();
-      const { count, resetAt } = await deps.store.increment(`ip:${clientIp}`, WINDOW_SECONDS, now);
+      const { count, resetAt } = await deps.store.increment(`ip:${clientNetwork}`, WINDOW_SECONDS, now);
       if (count > deps.limitPerMinute) {
         throw new AppError('rate_limited', 'too many requests from this address', { retryAfterSeconds: Math.max(1, resetAt - now) });
       }

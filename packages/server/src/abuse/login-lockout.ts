@@ -1,56 +1,74 @@
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors.ts';
-import type { CounterStore } from './counter-store.ts';
+import type { LockoutPolicy, LockoutStore } from './lockout-store.ts';
 
 const FIRST_LOCK_SECONDS = 60;
 const MAX_LOCK_SECONDS = 3600;
 /** A run of failures is forgotten after a day without another one. */
 const MEMORY_SECONDS = 24 * 3600;
+const ACCOUNT_WINDOW_SECONDS = 3600;
 
-interface LockoutState {
-  consecutiveFailures: number;
-  lockedUntil: number;
+/** A reserved attempt: settle it with succeeded() once the password was right; a failure needs nothing more. */
+export interface LoginAttempt {
+  succeeded(): Promise<void>;
 }
 
 export interface LoginLockout {
-  /** Throws rate_limited while the account is locked, before any password is checked. */
-  assertNotLocked(emailNormalized: string): Promise<void>;
-  recordFailure(emailNormalized: string): Promise<void>;
-  recordSuccess(emailNormalized: string): Promise<void>;
+  /**
+   * Counts a login attempt on the account from this client network before its password is
+   * checked; throws rate_limited (429 with Retry-After) when either budget is spent.
+   */
+  reserve(emailNormalized: string, clientNetwork: string): Promise<LoginAttempt>;
 }
 
 /**
- * Per-account lockout keyed by normalised email, whether or not the account exists,
- * so the lockout itself does not reveal which emails are registered. After
- * maxFailures consecutive failures each further failure locks the account for a
- * window that doubles from one minute up to an hour; a success resets everything.
+ * Two budgets per account, keyed by normalised email whether or not the account exists
+ * (so the lockout itself does not reveal which emails are registered):
+ * - per account and client network: after maxFailures consecutive failures that client is
+ *   locked out of the account for 1 minute, doubling per further failure up to an hour;
+ * - per account, every client together: at most maxFailuresPerAccount failures in an hour.
+ * One network can then lock a victim out only for itself; locking the account for everyone
+ * takes maxFailuresPerAccount failures every hour from at least
+ * maxFailuresPerAccount / maxFailures networks. A success resets both.
  */
-export function createLoginLockout(deps: { store: CounterStore; clock: Clock; maxFailures: number }): LoginLockout {
-  const key = (email: string) => `login:${email}`;
+export function createLoginLockout(deps: {
+  store: LockoutStore;
+  clock: Clock;
+  maxFailures: number;
+  maxFailuresPerAccount: number;
+  /** Key prefix, so other password checks (e.g. password change) get budgets of their own. */
+  scope?: string;
+}): LoginLockout {
+  const scope = deps.scope ?? 'login';
+  const perClient: LockoutPolicy = {
+    kind: 'doubling',
+    maxFailures: deps.maxFailures,
+    firstLockSeconds: FIRST_LOCK_SECONDS,
+    maxLockSeconds: MAX_LOCK_SECONDS,
+    memorySeconds: MEMORY_SECONDS,
+  };
+  const perAccount: LockoutPolicy = { kind: 'window', maxFailures: deps.maxFailuresPerAccount, windowSeconds: ACCOUNT_WINDOW_SECONDS };
 
   return {
-    async assertNotLocked(email) {
+    async reserve(account, network) {
       const now = deps.clock.nowSeconds();
-      const state = await deps.store.get<LockoutState>(key(email), now);
-      if (state && state.lockedUntil > now) {
-        throw new AppError('rate_limited', 'account temporarily locked', { retryAfterSeconds: state.lockedUntil - now });
-      }
-    },
-    async recordFailure(email) {
-      const now = deps.clock.nowSeconds();
-      const previous = await deps.store.get<LockoutState>(key(email), now);
-      const consecutiveFailures = (previous?.consecutiveFailures ?? 0) + 1;
-      const excess = consecutiveFailures - deps.maxFailures;
-      const lockedUntil = excess >= 0 ? now + lockSeconds(excess) : 0;
-      await deps.store.set<LockoutState>(key(email), { consecutiveFailures, lockedUntil }, Math.max(now + MEMORY_SECONDS, lockedUntil));
-    },
-    async recordSuccess(email) {
-      await deps.store.delete(key(email));
+      const clientKey = `${scope}:${account}|${network}`;
+      const accountKey = `${scope}:${account}`;
+      // The client's own budget first: attempts it refuses never reach the account-wide count,
+      // so one network hammering a victim cannot exhaust the budget every other network shares.
+      const byClient = await deps.store.reserve(clientKey, perClient, now);
+      if (!byClient.allowed) throw locked(byClient.retryAfterSeconds);
+      const byAccount = await deps.store.reserve(accountKey, perAccount, now);
+      if (!byAccount.allowed) throw locked(byAccount.retryAfterSeconds);
+      return {
+        async succeeded() {
+          await Promise.all([deps.store.reset(clientKey), deps.store.reset(accountKey)]);
+        },
+      };
     },
   };
 }
 
-/** 60 s, 120 s, 240 s … capped at an hour. */
-export function lockSeconds(failuresBeyondLimit: number): number {
-  return Math.min(MAX_LOCK_SECONDS, FIRST_LOCK_SECONDS * 2 ** Math.min(failuresBeyondLimit, 16));
+function locked(retryAfterSeconds: number): AppError {
+  return new AppError('rate_limited', 'account temporarily locked', { retryAfterSeconds: Math.max(1, retryAfterSeconds) });
 }

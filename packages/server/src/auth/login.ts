@@ -15,23 +15,24 @@ export interface LoginResult {
   tokens: SessionTokens;
 }
 
-export async function login(deps: LoginDeps, input: { email: string; password: string }): Promise<LoginResult> {
+export async function login(
+  deps: LoginDeps,
+  input: { email: string; password: string },
+  client: { network: string },
+): Promise<LoginResult> {
   const emailNormalized = normalizeEmail(input.email);
-  await deps.loginLockout.assertNotLocked(emailNormalized);
+  // Counted before the password is checked: concurrent guesses cannot outrun the limit.
+  const attempt = await deps.loginLockout.reserve(emailNormalized, client.network);
   const user = await findUserByNormalizedEmail(deps.db, emailNormalized);
   if (!user) {
     // Hash the password anyway so an unknown email costs what a wrong password costs.
     await deps.hasher.verifyDummy(input.password);
-    await deps.loginLockout.recordFailure(emailNormalized);
     throw invalidCredentials(input.email);
   }
   const passwordMatches = await deps.hasher.verify(user.password_hash, input.password);
   // Disabled accounts get the same answer, after the same work, as a wrong password.
-  if (!passwordMatches || user.disabled_at !== null) {
-    await deps.loginLockout.recordFailure(emailNormalized);
-    throw invalidCredentials(input.email);
-  }
-  await deps.loginLockout.recordSuccess(emailNormalized);
+  if (!passwordMatches || user.disabled_at !== null) throw invalidCredentials(input.email);
+  await attempt.succeeded();
 
   if (deps.hasher.needsRehash(user.password_hash)) {
     // Imported (werkzeug, bcrypt) or outdated hashes become Argon2id once the password is known.

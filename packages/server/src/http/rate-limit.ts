@@ -1,12 +1,19 @@
 import type { FastifyRequest } from 'fastify';
+import { clientNetwork } from '../abuse/client-network.ts';
 import type { Deps } from '../deps.ts';
 
 /**
- * onRequest hook for the credential routes: counts before the body is even read.
- * request.ip is the socket address unless TRUST_PROXY lets X-Forwarded-For speak.
+ * The network a request is counted under: request.ip is the socket address, or behind the
+ * proxies listed in TRUST_PROXY the rightmost untrusted X-Forwarded-For address; IPv6
+ * clients count per IPV6_PREFIX_LENGTH network.
  */
-export function createRateLimitHook(deps: Pick<Deps, 'ipRateLimiter'>) {
+export function requestClientNetwork(request: FastifyRequest, deps: Pick<Deps, 'config'>): string {
+  return clientNetwork(request.ip, deps.config.limits.ipv6PrefixLength);
+}
+
+/** onRequest hook for the credential routes: counts before the body is even read. */
+export function createRateLimitHook(deps: Pick<Deps, 'ipRateLimiter' | 'config'>) {
   return async function rateLimit(request: FastifyRequest): Promise<void> {
-    await deps.ipRateLimiter.consume(request.ip);
+    await deps.ipRateLimiter.consume(requestClientNetwork(request, deps));
   };
 }

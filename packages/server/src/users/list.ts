@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { AppError } from '../errors.ts';
 import type { Database } from '../storage/schema.ts';
-import { listUsersAfter } from '../storage/users.ts';
+import { findUserById, listUsersAfter } from '../storage/users.ts';
 
 export interface UserPage {
   users: Array<{ id: number; email: string }>;
@@ -17,6 +17,27 @@ export function decodeCursor(cursor: string): number {
   const match = /^u:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!match) throw new AppError('invalid_input', 'bad cursor', { fieldErrors: [{ field: 'cursor', message: 'cursor is not a valid cursor' }] });
   return Number(match[1]);
+}
+
+/**
+ * Who may list whom: admins see every user; other users see only their own entry unless
+ * USERS_LIST=all (the tutorial's behaviour). A full list hands any signed-in user every
+ * email to lock out or phish.
+ */
+export function mayListEveryone(usersList: 'self' | 'all', roles: readonly string[]): boolean {
+  return usersList === 'all' || roles.includes('admin');
+}
+
+/** The caller's own entry in the list shape, honouring the cursor so a client paging through stops. */
+export async function listOnlyUser(
+  db: Kysely<Database>,
+  userId: number,
+  options: { cursor?: string | undefined },
+): Promise<UserPage> {
+  const afterId = options.cursor ? decodeCursor(options.cursor) : 0;
+  if (userId <= afterId) return { users: [], next_cursor: null };
+  const row = await findUserById(db, userId);
+  return { users: row ? [{ id: Number(row.id), email: row.email }] : [], next_cursor: null };
 }
 
 export async function listUsers(db: Kysely<Database>, options: { limit: number; cursor?: string | undefined }): Promise<UserPage> {

@@ -5,7 +5,7 @@ import { signup } from '../../auth/signup.ts';
 import type { SessionTokens } from '../../auth/sessions.ts';
 import type { Deps } from '../../deps.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
-import { createRateLimitHook } from '../rate-limit.ts';
+import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { LoginBody, LoginUserSchema, PublicUserSchema, SignupBody, TokenFields } from '../schemas.ts';
 
 export const TokenAnswerSchema = EnvelopeSchema(LoginUserSchema, TokenFields);
@@ -54,7 +54,7 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
       },
     },
     async (request, reply) => {
-      const { user, tokens } = await login(deps, request.body);
+      const { user, tokens } = await login(deps, request.body, { network: requestClientNetwork(request, deps) });
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('verification success', user, tokens));
     },
   );

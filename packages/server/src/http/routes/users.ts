@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Deps } from '../../deps.ts';
 import { AppError } from '../../errors.ts';
 import { findUserById } from '../../storage/users.ts';
-import { listUsers } from '../../users/list.ts';
+import { listOnlyUser, listUsers, mayListEveryone } from '../../users/list.ts';
 import { toPublicUser } from '../../users/user.ts';
 import { createAuthGuard } from '../auth-guard.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
@@ -19,13 +19,18 @@ export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
       onRequest: authGuard,
       schema: {
         tags: ['users'],
-        summary: 'List users (seed shape, no envelope), by cursor',
+        summary: 'List users (seed shape, no envelope), by cursor: admins see everyone, others themselves (USERS_LIST=all: everyone sees all)',
         security: BEARER_SECURITY,
         querystring: UsersQuery,
         response: { 200: UserListSchema, 401: ErrorEnvelopeSchema },
       },
     },
-    async (request) => listUsers(deps.db, { limit: request.query.limit, cursor: request.query.cursor }),
+    async (request) => {
+      const { userId, roles } = request.auth!;
+      const { limit, cursor } = request.query;
+      if (mayListEveryone(deps.config.usersList, roles)) return listUsers(deps.db, { limit, cursor });
+      return listOnlyUser(deps.db, userId, { cursor });
+    },
   );
 
   app.get(

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { applyReservation, createMemoryLockoutStore, doublingLockSeconds, type LockoutPolicy } from './lockout-store.ts';
+
+const doubling: LockoutPolicy = { kind: 'doubling', maxFailures: 3, firstLockSeconds: 60, maxLockSeconds: 3600, memorySeconds: 86400 };
+const window: LockoutPolicy = { kind: 'window', maxFailures: 3, windowSeconds: 3600 };
+
+describe('lockout reservations', () => {
+  it('doubling: the attempt that reaches the limit locks at once, so later ones are refused before any check', () => {
+    let entry;
+    const verdicts = [];
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const result = applyReservation(entry, doubling, 1000);
+      entry = result.entry;
+      verdicts.push(result.reservation);
+    }
+    expect(verdicts).toEqual([
+      { allowed: true },
+      { allowed: true },
+      { allowed: true },
+      { allowed: false, retryAfterSeconds: 60 },
+      { allowed: false, retryAfterSeconds: 60 },
+    ]);
+    // After the lock: one more attempt, which locks for twice as long.
+    const next = applyReservation(entry, doubling, 1060);
+    expect(next.reservation).toEqual({ allowed: true });
+    expect(applyReservation(next.entry, doubling, 1060).reservation).toEqual({ allowed: false, retryAfterSeconds: 120 });
+  });
+
+  it('doubling windows are capped', () => {
+    expect([0, 1, 2, 5, 6, 40].map((n) => doublingLockSeconds(n, 60, 3600))).toEqual([60, 120, 240, 1920, 3600, 3600]);
+  });
+
+  it('window: maxFailures per window, refused until the window that opened with the first failure ends', () => {
+    let entry = applyReservation(undefined, window, 1000).entry;
+    entry = applyReservation(entry, window, 1100).entry;
+    entry = applyReservation(entry, window, 1200).entry;
+    expect(applyReservation(entry, window, 1300).reservation).toEqual({ allowed: false, retryAfterSeconds: 3300 });
+    expect(applyReservation(entry, window, 4600).reservation).toEqual({ allowed: true });
+  });
+});
+
+describe('memory lockout store', () => {
+  it('never evicts a locked key, whatever the traffic on other keys', async () => {
+    const store = createMemoryLockoutStore({ maxCountingKeys: 100, maxLockedKeys: 10_000 });
+    for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve('victim', doubling, 1000);
+    for (let index = 0; index < 100_000; index += 1) await store.reserve(`flood-${index}`, doubling, 1000);
+    expect(await store.reserve('victim', doubling, 1000)).toEqual({ allowed: false, retryAfterSeconds: 60 });
+  });
+
+  it('forgets the oldest counts below the limit past its bound', async () => {
+    const store = createMemoryLockoutStore({ maxCountingKeys: 2, maxLockedKeys: 10 });
+    await store.reserve('a', window, 1000);
+    await store.reserve('a', window, 1000);
+    await store.reserve('b', window, 1000);
+    await store.reserve('c', window, 1000);
+    // 'a' was evicted: it starts again from zero and takes three more failures to lock.
+    for (let attempt = 0; attempt < 3; attempt += 1) expect((await store.reserve('a', window, 1000)).allowed).toBe(true);
+    expect((await store.reserve('a', window, 1000)).allowed).toBe(false);
+  });
+
+  it('refuses attempts on untracked keys when full of live lockouts, and recovers once they expire', async () => {
+    const store = createMemoryLockoutStore({ maxCountingKeys: 100, maxLockedKeys: 2 });
+    for (const key of ['x', 'y']) for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve(key, doubling, 1000);
+    expect(await store.reserve('new', doubling, 1000)).toEqual({ allowed: false, retryAfterSeconds: 60 });
+    // x and y expire a day after their last failure; then there is room again.
+    expect(await store.reserve('new', doubling, 1000 + 86400 + 1)).toEqual({ allowed: true });
+  });
+
+  it('reset forgets failures and lock', async () => {
+    const store = createMemoryLockoutStore();
+    for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve('k', doubling, 1000);
+    await store.reset('k');
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true });
+  });
+});
