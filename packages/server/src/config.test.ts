@@ -93,6 +93,12 @@ describe('loadConfig', () => {
     });
   });
 
+  it('raises the per-account failure budget with LOGIN_MAX_FAILURES unless it is set', () => {
+    expect(loadConfig({ LOGIN_MAX_FAILURES: '500' }).limits.loginMaxFailuresPerAccount).toBe(500);
+    expect(loadConfig({ LOGIN_MAX_FAILURES: '5' }).limits.loginMaxFailuresPerAccount).toBe(100);
+    expect(configError({ LOGIN_MAX_FAILURES: '500', LOGIN_MAX_FAILURES_PER_ACCOUNT: '100' }).problems[0]).toMatch(/LOGIN_MAX_FAILURES_PER_ACCOUNT/);
+  });
+
   it('reads TRUST_PROXY as a hop count or a list, and refuses a bare true with what to write instead', () => {
     expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toEqual({ hops: 2 });
     expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);

@@ -175,6 +175,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
 
   const minLength = read.integer('PASSWORD_MIN_LENGTH', 15, 1, 128);
+  const loginMaxFailures = read.integer('LOGIN_MAX_FAILURES', 10, 1, 1_000_000_000);
   const maxLength = read.integer('PASSWORD_MAX_LENGTH', 1024, 128, 4096);
   const corsOrigins = (read.raw('CORS_ORIGINS') ?? '').split(',').map((origin) => origin.trim()).filter(Boolean);
   for (const origin of corsOrigins) {
@@ -198,8 +199,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     password: { minLength, maxLength, breachedCheck: read.boolean('PASSWORD_BREACHED_CHECK', true) },
     limits: {
       rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 30, 1, 1_000_000_000),
-      loginMaxFailures: read.integer('LOGIN_MAX_FAILURES', 10, 1, 1_000_000_000),
-      loginMaxFailuresPerAccount: read.integer('LOGIN_MAX_FAILURES_PER_ACCOUNT', 100, 1, 1_000_000_000),
+      loginMaxFailures,
+      // Unset, it follows a raised LOGIN_MAX_FAILURES so the per-account budget is never the tighter one.
+      loginMaxFailuresPerAccount: read.integer('LOGIN_MAX_FAILURES_PER_ACCOUNT', Math.max(100, loginMaxFailures), 1, 1_000_000_000),
       bodyLimitBytes: read.size('BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
       ipv6PrefixLength: read.integer('IPV6_PREFIX_LENGTH', 64, 1, 128),
     },
