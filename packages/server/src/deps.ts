@@ -8,7 +8,7 @@ import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
 import { createPasswordHasher, createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
-import { createDb } from './storage/db.ts';
+import { createDb, type DbOptions, type DialectName } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
 import { createDenylist, type Denylist } from './tokens/denylist.ts';
@@ -20,6 +20,8 @@ export interface Deps {
   clock: Clock;
   /** The database, through Kysely; storage/db.ts has the dialect-specific parts (ping, close). */
   db: Kysely<Database>;
+  /** Where the data lives and whether this start created it empty; main.ts logs it. */
+  databaseInfo: { dialect: DialectName; location: string; created: boolean };
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
   keys: KeyStore;
@@ -39,15 +41,17 @@ export interface Deps {
 export interface DepsOverrides {
   clock?: Clock;
   hasher?: PasswordHasher;
+  /** Told when the database drops a pooled connection (the pool reconnects by itself). */
+  onDatabaseConnectionLost?: DbOptions['onConnectionLost'];
 }
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
-  const database = await createDb(config.databaseUrl);
+  const database = await createDb(config.databaseUrl, overrides.onDatabaseConnectionLost ? { onConnectionLost: overrides.onDatabaseConnectionLost } : {});
   // After the database opens: a failed open then leaves no hashing threads behind.
   const hasher = overrides.hasher ?? createPasswordHasher();
   try {
-    await database.migrate();
+    const { createdDatabase } = await database.migrate();
     const db = database.kysely;
     const keys = await openKeyStore({ db, clock, config });
     const refreshDerivationSecret = await loadServerSecret(
@@ -63,6 +67,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       config,
       clock,
       db,
+      databaseInfo: { dialect: database.dialect, location: database.location, created: createdDatabase },
       hasher,
       passwordPolicy: createPasswordPolicy({
         minLength: config.password.minLength,

@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { ConfigError, loadConfig } from './config.ts';
 import { startBackgroundTasks } from './background/tasks.ts';
 import { createDeps } from './deps.ts';
@@ -16,8 +17,21 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const deps = await createDeps(config);
+  // The logger exists once the app does; a connection lost before that goes to stderr.
+  let log: FastifyBaseLogger | undefined;
+  const deps = await createDeps(config, {
+    onDatabaseConnectionLost: (error) => {
+      const fields = { code: error.code, reason: error.message };
+      if (log) log.warn(fields, 'database connection lost; the pool reconnects on demand');
+      else process.stderr.write(`gatehouse: database connection lost: ${error.message}\n`);
+    },
+  });
   const app = await buildApp(deps);
+  log = app.log;
+  const { dialect, location, created } = deps.databaseInfo;
+  app.log.info({ database: { dialect, location, created } }, `database: ${dialect} at ${location}`);
+  // Warn level, so a mistyped path that silently starts an empty service shows at LOG_LEVEL=warn too.
+  if (created) app.log.warn({ database: { dialect, location } }, `created a new, empty database at ${location}`);
   const backgroundTasks = startBackgroundTasks(
     { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
     { syncIntervalMs: 5_000, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode, type FieldError } from '../errors.ts';
+import { isDatabaseUnavailable } from '../storage/db.ts';
 import { envelope } from './envelope.ts';
 
 interface PublicError {
@@ -38,6 +39,9 @@ const FRAMEWORK_ERRORS: Record<string, PublicError> = {
 
 const TOKEN_CODES = new Set<ErrorCode>(['token_invalid', 'token_expired', 'token_revoked', 'refresh_invalid']);
 
+/** A dropped connection is replaced within moments; a held SQLite lock is short. */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
 export function handleError(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof AppError) return sendAppError(error, reply);
 
@@ -52,6 +56,12 @@ export function handleError(error: FastifyError | AppError | Error, request: Fas
   if (status && status >= 400 && status < 500) {
     // Any other client error Fastify raises: keep its status, reveal nothing of its text.
     return reply.code(status).send(envelope(status, status === 400 ? 'invalid request' : 'request refused'));
+  }
+  if (isDatabaseUnavailable(error)) {
+    // Not a bug of ours: the database dropped the connection or is locked. The client may retry.
+    const { code } = error as { code?: string };
+    request.log.warn({ code, reason: error.message }, 'database unavailable, answered 503');
+    return sendAppError(new AppError('unavailable', 'database unavailable', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }), reply);
   }
   request.log.error({ err: error }, 'request failed');
   return reply.code(500).send(envelope(500, 'internal server error'));

@@ -11,26 +11,50 @@ export type DialectName = 'sqlite' | 'postgres';
 export interface Db {
   kysely: Kysely<Database>;
   dialect: DialectName;
+  /** Where the data lives, for operators: an absolute SQLite path or PostgreSQL host:port/database (never credentials). */
+  location: string;
   /** Runs pending migrations; throws with the failing migration's error. */
-  migrate(): Promise<MigrationResultSet>;
+  migrate(): Promise<MigrationOutcome>;
   /** Cheap round trip for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
+export interface MigrationOutcome extends MigrationResultSet {
+  /** The first migration ran now: the database (SQLite file or PostgreSQL schema) was new and empty. */
+  createdDatabase: boolean;
+}
+
+export interface DbOptions {
+  /**
+   * Told when a pooled PostgreSQL connection fails or is dropped (server restart, failover,
+   * pg_terminate_backend). The pool replaces it by itself; this is for the log.
+   */
+  onConnectionLost?: (error: Error & { code?: string }) => void;
+}
+
 const INT8_OID = 20;
+const FIRST_MIGRATION = Object.keys(migrations).sort()[0];
 
 /** Opens the database named by the URL; only the driver it needs is loaded (pg alone costs ~10 MB). */
-export async function createDb(databaseUrl: string): Promise<Db> {
+export async function createDb(databaseUrl: string, options: DbOptions = {}): Promise<Db> {
   const dialect: DialectName = databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres';
-  const kysely =
-    dialect === 'sqlite'
-      ? new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(databaseUrl.slice('sqlite:'.length)) }) })
-      : new Kysely<Database>({ dialect: new PostgresDialect({ pool: await openPostgresPool(databaseUrl) }) });
+  let kysely: Kysely<Database>;
+  let location: string;
+  if (dialect === 'sqlite') {
+    const filePath = databaseUrl.slice('sqlite:'.length);
+    location = filePath === ':memory:' ? ':memory:' : resolve(filePath);
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath) }) });
+  } else {
+    const opened = await openPostgresPool(databaseUrl, options);
+    location = opened.location;
+    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: opened.pool }) });
+  }
 
   return {
     kysely,
     dialect,
+    location,
     async migrate() {
       // Kysely looks for its bookkeeping tables in every schema; pin them to ours (search_path may name another).
       const migrationTableSchema =
@@ -42,7 +66,8 @@ export async function createDb(databaseUrl: string): Promise<Db> {
       });
       const result = await migrator.migrateToLatest();
       if (result.error) throw result.error;
-      return result;
+      const createdDatabase = result.results?.some((migration) => migration.migrationName === FIRST_MIGRATION && migration.status === 'Success') ?? false;
+      return { ...result, createdDatabase };
     },
     ping: () => pingDatabase(kysely),
     close: () => kysely.destroy(),
@@ -78,17 +103,39 @@ async function openSqlite(filePath: string) {
   };
 }
 
-async function openPostgresPool(databaseUrl: string): Promise<pg.Pool> {
+async function openPostgresPool(databaseUrl: string, options: DbOptions): Promise<{ pool: pg.Pool; location: string }> {
   const { default: pg } = await import('pg');
-  return new pg.Pool({
+  // pg's own parsing (URL, then PG* variables, then defaults) names the server; constructing a client does not connect.
+  const { host, port, database } = new pg.Client({ connectionString: databaseUrl });
+  const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: 10,
+    // A dead or unreachable server fails the request (503) instead of queueing it forever.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    // Finds connections a failover or a NAT silently dropped, instead of waiting on them.
+    keepAlive: true,
+    // Lets operators find our connections in pg_stat_activity; an application_name in the URL wins.
+    fallback_application_name: 'gatehouse',
     // Epoch seconds are bigint columns; they fit a JS number exactly.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
+  // A dropped connection emits 'error' on its client: on the pool too while idle, on nothing while a
+  // query holds it. Unheard, either kills the process. pg-pool discards the broken client and opens
+  // a new one on demand; the query caught in flight rejects and its request answers 503.
+  const reported = new WeakSet<pg.ClientBase>();
+  const report = (client: pg.ClientBase, error: Error) => {
+    // One drop raises several errors (the server's notice, then the closed socket): report the first.
+    if (reported.has(client)) return;
+    reported.add(client);
+    options.onConnectionLost?.(error);
+  };
+  pool.on('connect', (client) => client.on('error', (error) => report(client, error)));
+  pool.on('error', (error, client) => report(client, error));
+  return { pool, location: `${host}:${port}/${database}` };
 }
 
 /** Cheap round trip for readiness checks. */
@@ -100,4 +147,32 @@ export async function pingDatabase(db: Kysely<Database>): Promise<void> {
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** Client-side connection failures: nothing wrong with the request, the database is away for now. */
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** pg raises these without a code when a connection ends, times out, or has already failed. */
+const CONNECTION_ERROR_MESSAGES = [
+  'Connection terminated',
+  'Client has encountered a connection error and is not queryable',
+  'timeout exceeded when trying to connect',
+];
+
+/**
+ * True when the error says the database cannot be reached or cannot serve now (a retry may succeed):
+ * a dropped or refused PostgreSQL connection, SQLSTATE class 08 (connection exception), 57P01-57P03
+ * (administrator shutdown, crash shutdown, cannot connect now), 53300 (too many connections),
+ * or a SQLite database still locked by another writer after busy_timeout.
+ */
+export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
+  if (!error || typeof error !== 'object' || depth > 3) return false;
+  const { code, message, cause, errors } = error as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof code === 'string') {
+    if (CONNECTION_ERROR_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || code === '53300') return true;
+    if (code.startsWith('SQLITE_BUSY')) return true;
+  }
+  if (typeof message === 'string' && CONNECTION_ERROR_MESSAGES.some((known) => message.startsWith(known))) return true;
+  // Node reports a refused connection to every address of a host as an AggregateError.
+  if (Array.isArray(errors) && errors.some((inner) => isDatabaseUnavailable(inner, depth + 1))) return true;
+  return isDatabaseUnavailable(cause, depth + 1);
 }
