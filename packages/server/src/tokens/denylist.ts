@@ -58,8 +58,9 @@ export function createDenylist(deps: DenylistDeps): Denylist {
     },
     async sync() {
       const now = deps.clock.nowSeconds();
-      // Overlap the previous window a little: clocks of instances differ slightly.
-      const since = syncedUpTo === undefined ? now - deps.accessTokenTtlSeconds - REVOCATION_MARGIN_SECONDS : Math.min(syncedUpTo, now) - 5;
+      // Overlap the previous window by the margin: another instance's clock may run behind ours,
+      // so a revocation it commits now can carry a revoked_at older than our last sync.
+      const since = (syncedUpTo === undefined ? now - deps.accessTokenTtlSeconds : Math.min(syncedUpTo, now)) - REVOCATION_MARGIN_SECONDS;
       for (const session of await listRecentlyRevokedSessions(deps.db, since)) remember(session.id, session.revoked_at);
       syncedUpTo = now;
     },
