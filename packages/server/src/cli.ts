@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { systemClock } from './clock.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { openKeyStore } from './keys/key-store.ts';
+import { reencryptAtRest } from './keys/reencrypt.ts';
 import { createDb } from './storage/db.ts';
 import { listVerificationKeys } from './storage/signing-keys.ts';
 
@@ -9,7 +10,9 @@ const USAGE = `usage: gatehouse <command>
   serve            start the service (same as npm start)
   migrate          apply pending database migrations
   keys list        list signing keys still published in the JWKS
-  keys rotate      create a new signing key; the old one stays published until its tokens expire`;
+  keys rotate      create a new signing key; the old one stays published until its tokens expire
+  keys reencrypt   re-encrypt every signing key and server secret under KEY_ENCRYPTION_SECRET
+                   (from plaintext, or from KEY_ENCRYPTION_SECRET_PREVIOUS when rotating it)`;
 
 /** Operator commands; each reads the same environment as the service. */
 async function run(argv: string[]): Promise<number> {
@@ -19,7 +22,7 @@ async function run(argv: string[]): Promise<number> {
     await import('./main.ts');
     return -1; // keep running
   }
-  if (!['migrate', 'keys list', 'keys rotate'].includes(command)) {
+  if (!['migrate', 'keys list', 'keys rotate', 'keys reencrypt'].includes(command)) {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
@@ -31,6 +34,16 @@ async function run(argv: string[]): Promise<number> {
     if (command === 'migrate') {
       const applied = result.results?.filter((migration) => migration.status === 'Success').map((migration) => migration.migrationName) ?? [];
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+      return 0;
+    }
+    if (command === 'keys reencrypt') {
+      // Before opening the key store, which would need every record readable already.
+      const report = await reencryptAtRest(database.kysely, config);
+      process.stdout.write(
+        `re-encrypted under KEY_ENCRYPTION_SECRET: ${report.signingKeys} signing keys, ${report.serverSecrets} server secrets ` +
+          `(were plaintext: ${report.from.plaintext}, under KEY_ENCRYPTION_SECRET_PREVIOUS: ${report.from.previous}, ` +
+          `already under KEY_ENCRYPTION_SECRET: ${report.from.current})\n`,
+      );
       return 0;
     }
     const keys = await openKeyStore({ db: database.kysely, clock: systemClock, config });

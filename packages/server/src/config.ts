@@ -50,6 +50,8 @@ export interface Config {
   trustProxy: TrustProxy;
   corsOrigins: string[];
   keyEncryptionSecret: string | undefined;
+  /** The secret being rotated away from: records still under it are read with it until `gatehouse keys reencrypt`. */
+  keyEncryptionSecretPrevious: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -173,6 +175,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (keyEncryptionSecret !== undefined && Buffer.byteLength(keyEncryptionSecret) < 32) {
     read.problems.push('KEY_ENCRYPTION_SECRET must be at least 32 bytes');
   }
+  const keyEncryptionSecretPrevious = read.raw('KEY_ENCRYPTION_SECRET_PREVIOUS');
+  if (keyEncryptionSecretPrevious !== undefined && Buffer.byteLength(keyEncryptionSecretPrevious) < 32) {
+    read.problems.push('KEY_ENCRYPTION_SECRET_PREVIOUS must be at least 32 bytes');
+  }
+  if (keyEncryptionSecretPrevious !== undefined && keyEncryptionSecret === undefined) {
+    read.problems.push('KEY_ENCRYPTION_SECRET_PREVIOUS needs KEY_ENCRYPTION_SECRET (the new secret) as well');
+  }
 
   const minLength = read.integer('PASSWORD_MIN_LENGTH', 15, 1, 128);
   const loginMaxFailures = read.integer('LOGIN_MAX_FAILURES', 10, 1, 1_000_000_000);
@@ -216,6 +225,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     trustProxy: readTrustProxy(read),
     corsOrigins,
     keyEncryptionSecret,
+    keyEncryptionSecretPrevious,
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   };
   if (config.limits.loginMaxFailuresPerAccount < config.limits.loginMaxFailures) {

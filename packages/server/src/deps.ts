@@ -55,7 +55,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     const db = database.kysely;
     const keys = await openKeyStore({ db, clock, config });
     const refreshDerivationSecret = await loadServerSecret(
-      { db, clock, keyEncryptionSecret: config.keyEncryptionSecret },
+      { db, clock, keyEncryptionSecret: config.keyEncryptionSecret, keyEncryptionSecretPrevious: config.keyEncryptionSecretPrevious },
       'refresh-token-derivation',
     );
     const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });

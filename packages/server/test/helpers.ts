@@ -180,3 +180,36 @@ export async function signedInAdmin(test: TestApp, email: string) {
   const body = json(login);
   return { id: body.data.id as number, token: body.token as string, refreshToken: body.refresh_token as string };
 }
+
+/**
+ * Another instance on an existing database (a second process of a fleet, or a restart with
+ * a different environment): its own deps, app and clock; closing it leaves the database alone.
+ */
+export async function openTestApp(
+  database: TestDatabase,
+  env: Record<string, string> = {},
+  clock: ManualClock = fixedClock(new Date('2026-06-01T12:00:00Z')),
+): Promise<TestApp> {
+  const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', ...env, DATABASE_URL: database.url });
+  const test: TestApp = {
+    app: undefined as unknown as FastifyInstance,
+    deps: undefined as unknown as Deps,
+    clock,
+    database,
+    async restart() {
+      await test.close();
+      await open();
+    },
+    async close() {
+      await test.app.close();
+      await test.deps.close();
+    },
+  };
+  async function open() {
+    test.deps = await createDeps(config, { clock, hasher: fastHasher });
+    test.app = await buildApp(test.deps, { logger: false });
+    await test.app.ready();
+  }
+  await open();
+  return test;
+}

@@ -158,6 +158,28 @@ describe.each(testDialects())('sessions [%s]', (dialect) => {
     expect((await loginUser(test.app, 'changer@example.com', 'a brand new long passphrase')).statusCode).toBe(201);
   });
 
+  it('a new password equal to the current one is refused with 400, and nothing changes', async () => {
+    const current = await signedInUser(test.app, 'same-again@example.com');
+    const other = json(await loginUser(test.app, 'same-again@example.com'));
+    const same = await test.app.inject({
+      method: 'POST',
+      url: '/me/password',
+      headers: { 'x-access-token': current.token },
+      payload: { current_password: STRONG_PASSWORD, new_password: STRONG_PASSWORD },
+    });
+    expect(same.statusCode).toBe(400);
+    expect(json(same)).toMatchObject({
+      status: false,
+      code: 400,
+      message: 'invalid request - new_password must differ from current_password',
+      data: { errors: [{ field: 'new_password', message: 'new_password must differ from current_password' }] },
+    });
+    // Refused before anything was written: the other session lives on and the password is as it was.
+    expect((await getUsers(test.app, other.token)).statusCode).toBe(200);
+    expect((await refresh(test.app, other.refresh_token)).statusCode).toBe(201);
+    expect((await loginUser(test.app, 'same-again@example.com')).statusCode).toBe(201);
+  });
+
   it('access tokens expire at ACCESS_TOKEN_TTL, refresh tokens at REFRESH_TOKEN_TTL', async () => {
     const user = await signedInUser(test.app, 'expiry@example.com');
     test.clock.advanceSeconds(899);

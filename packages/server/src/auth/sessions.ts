@@ -17,7 +17,7 @@ export interface SessionTokens {
 export interface SessionDeps {
   db: Kysely<Database>;
   clock: Clock;
-  config: Pick<Config, 'jwt'>;
+  config: Pick<Config, 'jwt' | 'sessions'>;
   accessTokens: AccessTokens;
 }
 
@@ -32,7 +32,7 @@ export async function startSession(deps: SessionDeps, subject: SessionSubject): 
   const now = deps.clock.nowSeconds();
   const sessionId = randomBytes(16).toString('base64url');
   const refreshToken = generateRefreshToken();
-  const expiresAt = now + deps.config.jwt.refreshTokenTtlSeconds;
+  const expiresAt = sessionExpiresAt(deps.config, now, now);
   await insertSessionWithToken(
     deps.db,
     { id: sessionId, user_id: subject.userId, created_at: now, last_refreshed_at: now, expires_at: expiresAt, revoked_at: null, revoked_reason: null },
@@ -40,4 +40,12 @@ export async function startSession(deps: SessionDeps, subject: SessionSubject): 
   );
   const access = await deps.accessTokens.issue({ ...subject, sessionId });
   return { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken, sessionId };
+}
+
+/**
+ * A session slides: each refresh extends it by REFRESH_TOKEN_TTL, but never past
+ * SESSION_MAX_AGE after login, so a client refreshing forever still has to sign in again.
+ */
+export function sessionExpiresAt(config: Pick<Config, 'jwt' | 'sessions'>, createdAt: number, now: number): number {
+  return Math.min(now + config.jwt.refreshTokenTtlSeconds, createdAt + config.sessions.maxAgeSeconds);
 }

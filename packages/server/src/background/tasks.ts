@@ -2,9 +2,9 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import type { KeyStore } from '../keys/key-store.ts';
-import { deleteExpiredRefreshTokens, deleteExpiredSessions } from '../storage/sessions.ts';
+import { deleteEndedSessions, deleteExpiredRefreshTokens } from '../storage/sessions.ts';
 import type { Database } from '../storage/schema.ts';
-import type { Denylist } from '../tokens/denylist.ts';
+import { REVOCATION_MARGIN_SECONDS, type Denylist } from '../tokens/denylist.ts';
 
 export interface PurgeDeps {
   db: Kysely<Database>;
@@ -21,8 +21,9 @@ export interface PurgeReport {
 /** Deletes rows nothing can use any more; runs inside the process, no external cron. */
 export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
   const now = deps.clock.nowSeconds();
-  // A revoked session must outlive its last access token, or the denylist could not be rebuilt at start.
-  const sessionsDeleted = await deleteExpiredSessions(deps.db, now - deps.accessTokenTtlSeconds);
+  // A session ended (expired or revoked) must outlive its last access token, issued at most a margin
+  // after the end, or the denylist could not be rebuilt at start; then nothing needs it any more.
+  const sessionsDeleted = await deleteEndedSessions(deps.db, now - deps.accessTokenTtlSeconds - REVOCATION_MARGIN_SECONDS);
   const refreshTokensDeleted = await deleteExpiredRefreshTokens(deps.db, now);
   deps.denylist.prune();
   return { sessionsDeleted, refreshTokensDeleted };

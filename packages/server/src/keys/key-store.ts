@@ -6,12 +6,13 @@ import type { Config, JwtAlgorithm } from '../config.ts';
 import type { Database } from '../storage/schema.ts';
 import {
   insertSigningKey,
+  listPlaintextSigningKeys,
   listVerificationKeys,
   retireSigningKeys,
   updatePrivateKey,
   type SigningKeyRow,
 } from '../storage/signing-keys.ts';
-import { ENCRYPTION_SCHEME, decryptSecret, encryptSecret } from './encryption.ts';
+import { openStoredSecret, sealSecret, type EncryptionSecrets } from './at-rest.ts';
 
 export type KeyMaterial = CryptoKey | Uint8Array;
 
@@ -44,10 +45,10 @@ export interface KeyStore {
 export interface KeyStoreDeps {
   db: Kysely<Database>;
   clock: Clock;
-  config: Pick<Config, 'jwt' | 'keyEncryptionSecret'>;
+  config: Pick<Config, 'jwt'> & EncryptionSecrets;
 }
 
-const KEY_LABEL = 'signing-key';
+export const SIGNING_KEY_LABEL = 'signing-key';
 
 export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
   const { jwt } = deps.config;
@@ -80,21 +81,13 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
   }
 
   async function importPrivateKey(row: SigningKeyRow): Promise<KeyMaterial> {
-    let privateJwkText = row.private_jwk;
-    if (row.private_key_encryption !== null) {
-      if (!deps.config.keyEncryptionSecret) {
-        throw new Error(`signing key ${row.kid} is encrypted; set KEY_ENCRYPTION_SECRET`);
-      }
-      try {
-        privateJwkText = decryptSecret(row.private_jwk, deps.config.keyEncryptionSecret, KEY_LABEL);
-      } catch {
-        throw new Error(`signing key ${row.kid} cannot be decrypted with this KEY_ENCRYPTION_SECRET`);
-      }
-    } else if (deps.config.keyEncryptionSecret) {
-      // A key stored before encryption was configured gets encrypted in place.
-      await updatePrivateKey(deps.db, row.kid, encryptSecret(privateJwkText, deps.config.keyEncryptionSecret, KEY_LABEL), ENCRYPTION_SCHEME);
-    }
-    return importJWK(JSON.parse(privateJwkText) as JWK, row.algorithm);
+    const { plaintext } = openStoredSecret(
+      { value: row.private_jwk, encryption: row.private_key_encryption },
+      deps.config,
+      SIGNING_KEY_LABEL,
+      `signing key ${row.kid}`,
+    );
+    return importJWK(JSON.parse(plaintext) as JWK, row.algorithm);
   }
 
   async function createKey(): Promise<string> {
@@ -103,13 +96,13 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
     const privateJwk = await exportJWK(pair.privateKey);
     const kid = await calculateJwkThumbprint(publicJwk);
     const now = deps.clock.nowSeconds();
-    const secret = deps.config.keyEncryptionSecret;
+    const sealed = sealSecret(JSON.stringify(privateJwk), deps.config, SIGNING_KEY_LABEL);
     await insertSigningKey(deps.db, {
       kid,
       algorithm: jwt.algorithm,
       public_jwk: JSON.stringify(publicJwk),
-      private_jwk: secret ? encryptSecret(JSON.stringify(privateJwk), secret, KEY_LABEL) : JSON.stringify(privateJwk),
-      private_key_encryption: secret ? ENCRYPTION_SCHEME : null,
+      private_jwk: sealed.value,
+      private_key_encryption: sealed.encryption,
       created_at: now,
       retired_at: null,
       expires_at: null,
@@ -120,6 +113,7 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
     return kid;
   }
 
+  await encryptPlaintextKeys(deps);
   await load();
 
   return {
@@ -135,6 +129,18 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
       return kid;
     },
   };
+}
+
+/**
+ * Keys stored before KEY_ENCRYPTION_SECRET was set get encrypted in place, retired ones too:
+ * turning encryption on leaves no private key in plaintext.
+ */
+async function encryptPlaintextKeys(deps: KeyStoreDeps): Promise<void> {
+  if (!deps.config.keyEncryptionSecret) return;
+  for (const row of await listPlaintextSigningKeys(deps.db)) {
+    const sealed = sealSecret(row.private_jwk, deps.config, SIGNING_KEY_LABEL);
+    await updatePrivateKey(deps.db, row.kid, sealed.value, sealed.encryption);
+  }
 }
 
 /** HS256: one shared secret, so nothing can be published; the kid is a fingerprint, not the secret. */

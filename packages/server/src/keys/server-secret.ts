@@ -3,33 +3,32 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import { isUniqueViolation } from '../storage/db.ts';
 import type { Database } from '../storage/schema.ts';
-import { ENCRYPTION_SCHEME, decryptSecret, encryptSecret } from './encryption.ts';
+import { findServerSecret, insertServerSecret, updateServerSecretValue } from '../storage/server-secrets.ts';
+import { openStoredSecret, sealSecret, type EncryptionSecrets } from './at-rest.ts';
 
 /**
  * A random secret shared by every instance through the database, created once.
- * Encrypted at rest when KEY_ENCRYPTION_SECRET is set.
+ * Encrypted at rest when KEY_ENCRYPTION_SECRET is set; one stored in plaintext before
+ * that is encrypted in place. The secret itself never changes: tokens derived from it stay valid.
  */
 export async function loadServerSecret(
-  deps: { db: Kysely<Database>; clock: Clock; keyEncryptionSecret: string | undefined },
+  deps: { db: Kysely<Database>; clock: Clock; keyEncryptionSecret: string | undefined; keyEncryptionSecretPrevious?: string | undefined },
   name: string,
 ): Promise<Buffer> {
-  const existing = await deps.db.selectFrom('server_secrets').selectAll().where('name', '=', name).executeTakeFirst();
+  const secrets: EncryptionSecrets = { keyEncryptionSecret: deps.keyEncryptionSecret, keyEncryptionSecretPrevious: deps.keyEncryptionSecretPrevious };
+  const existing = await findServerSecret(deps.db, name);
   if (existing) {
-    if (existing.encryption === null) return Buffer.from(existing.value, 'base64url');
-    if (!deps.keyEncryptionSecret) throw new Error(`server secret ${name} is encrypted; set KEY_ENCRYPTION_SECRET`);
-    return Buffer.from(decryptSecret(existing.value, deps.keyEncryptionSecret, name), 'base64url');
+    const { plaintext, storedUnder } = openStoredSecret(existing, secrets, name, `server secret ${name}`);
+    if (storedUnder === 'plaintext' && secrets.keyEncryptionSecret) {
+      const sealed = sealSecret(plaintext, secrets, name);
+      await updateServerSecretValue(deps.db, name, sealed.value, sealed.encryption);
+    }
+    return Buffer.from(plaintext, 'base64url');
   }
   const value = randomBytes(32).toString('base64url');
+  const sealed = sealSecret(value, secrets, name);
   try {
-    await deps.db
-      .insertInto('server_secrets')
-      .values({
-        name,
-        value: deps.keyEncryptionSecret ? encryptSecret(value, deps.keyEncryptionSecret, name) : value,
-        encryption: deps.keyEncryptionSecret ? ENCRYPTION_SCHEME : null,
-        created_at: deps.clock.nowSeconds(),
-      })
-      .execute();
+    await insertServerSecret(deps.db, { name, value: sealed.value, encryption: sealed.encryption, created_at: deps.clock.nowSeconds() });
   } catch (error) {
     // Another instance created it first: use theirs.
     if (isUniqueViolation(error)) return loadServerSecret(deps, name);

@@ -42,8 +42,26 @@ export async function insertRefreshToken(db: Executor, row: RefreshTokenRow): Pr
   await db.insertInto('refresh_tokens').values(row).execute();
 }
 
-export async function touchSession(db: Executor, sessionId: string, now: number, expiresAt: number): Promise<void> {
-  await db.updateTable('sessions').set({ last_refreshed_at: now, expires_at: expiresAt }).where('id', '=', sessionId).execute();
+/**
+ * Extends a session only if it is still live (not revoked, not expired, within its absolute
+ * age); false when it is not. Inside the refresh transaction this is the revocation check that
+ * counts: on PostgreSQL the row lock orders it against a concurrent revoking UPDATE, and the
+ * condition is re-evaluated on the row that UPDATE committed.
+ */
+export async function extendLiveSession(
+  db: Executor,
+  sessionId: string,
+  options: { now: number; expiresAt: number; createdAfter: number },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ last_refreshed_at: options.now, expires_at: options.expiresAt })
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', options.now)
+    .where('created_at', '>', options.createdAfter)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
 /** Revokes the given sessions (not already revoked); returns the ids that changed. */
@@ -67,9 +85,15 @@ export async function listRecentlyRevokedSessions(db: Executor, since: number): 
   return rows.map((row) => ({ id: row.id, revoked_at: Number(row.revoked_at) }));
 }
 
-/** Drops sessions (and their tokens, by cascade) that can no longer be used or matter to the denylist. */
-export async function deleteExpiredSessions(db: Executor, expiredBefore: number): Promise<number> {
-  const result = await db.deleteFrom('sessions').where('expires_at', '<', expiredBefore).executeTakeFirst();
+/**
+ * Drops sessions (and their tokens, by cascade) that can no longer be used or matter to the denylist:
+ * expired, or revoked, before the given time. The caller puts that time past the last access token's life.
+ */
+export async function deleteEndedSessions(db: Executor, endedBefore: number): Promise<number> {
+  const result = await db
+    .deleteFrom('sessions')
+    .where((eb) => eb.or([eb('expires_at', '<', endedBefore), eb('revoked_at', '<', endedBefore)]))
+    .executeTakeFirst();
   return Number(result.numDeletedRows);
 }
 

@@ -1,7 +1,8 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, SigningKeysTable } from './schema.ts';
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
+type Executor = Kysely<Database> | Transaction<Database>;
 
 /** Keys still usable for verification: active ones and retired ones whose tokens may still be alive. */
 export async function listVerificationKeys(db: Kysely<Database>, now: number): Promise<SigningKeyRow[]> {
@@ -30,8 +31,18 @@ export async function retireSigningKeys(
   await query.execute();
 }
 
+/** Every key, published or not: re-encryption covers them all. */
+export async function listAllSigningKeys(db: Executor): Promise<SigningKeyRow[]> {
+  return db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').execute();
+}
+
+/** Keys whose private part is stored in plaintext (written before KEY_ENCRYPTION_SECRET was set). */
+export async function listPlaintextSigningKeys(db: Executor): Promise<SigningKeyRow[]> {
+  return db.selectFrom('signing_keys').selectAll().where('private_key_encryption', 'is', null).execute();
+}
+
 export async function updatePrivateKey(
-  db: Kysely<Database>,
+  db: Executor,
   kid: string,
   privateJwk: string,
   privateKeyEncryption: string | null,

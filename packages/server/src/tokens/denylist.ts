@@ -12,9 +12,16 @@ import type { Database } from '../storage/schema.ts';
  * cannot slip past. Every revocation Gatehouse makes (logout, password change, reuse,
  * disable) ends a session; none targets a single token.
  */
+/**
+ * How long past revocation + ACCESS_TOKEN_TTL a revoked session is still refused. An access token
+ * can be issued a moment after the revocation committed (a refresh that passed its checks just
+ * before, or another instance whose clock runs a little ahead), so it may expire that much later.
+ */
+export const REVOCATION_MARGIN_SECONDS = 60;
+
 export interface Denylist {
   isRevoked(sessionId: string): boolean;
-  /** Remember sessions revoked now; their access tokens die at most accessTokenTtlSeconds later. */
+  /** Remember sessions revoked now; their access tokens die at most accessTokenTtlSeconds (+ the margin) later. */
   addSessions(sessionIds: readonly string[], revokedAt: number): void;
   /** Re-read revocations from the database (start, and periodically for other instances' revocations). */
   sync(): Promise<void>;
@@ -34,7 +41,11 @@ export function createDenylist(deps: DenylistDeps): Denylist {
   const revokedSessions = new Map<string, number>();
   let syncedUpTo: number | undefined;
 
-  function remember(sessionId: string, until: number): void {
+  /** The last moment an access token of a session revoked at revokedAt can still be valid. */
+  const refusedUntil = (revokedAt: number) => revokedAt + deps.accessTokenTtlSeconds + REVOCATION_MARGIN_SECONDS;
+
+  function remember(sessionId: string, revokedAt: number): void {
+    const until = refusedUntil(revokedAt);
     if ((revokedSessions.get(sessionId) ?? 0) < until) revokedSessions.set(sessionId, until);
   }
 
@@ -43,15 +54,14 @@ export function createDenylist(deps: DenylistDeps): Denylist {
       return revokedSessions.has(sessionId);
     },
     addSessions(sessionIds, revokedAt) {
-      for (const id of sessionIds) remember(id, revokedAt + deps.accessTokenTtlSeconds);
+      for (const id of sessionIds) remember(id, revokedAt);
     },
     async sync() {
       const now = deps.clock.nowSeconds();
-      // Overlap the previous window a little: clocks of instances differ slightly.
-      const since = syncedUpTo === undefined ? now - deps.accessTokenTtlSeconds : Math.min(syncedUpTo, now) - 5;
-      for (const session of await listRecentlyRevokedSessions(deps.db, since)) {
-        remember(session.id, session.revoked_at + deps.accessTokenTtlSeconds);
-      }
+      // Overlap the previous window by the margin: another instance's clock may run behind ours,
+      // so a revocation it commits now can carry a revoked_at older than our last sync.
+      const since = (syncedUpTo === undefined ? now - deps.accessTokenTtlSeconds : Math.min(syncedUpTo, now)) - REVOCATION_MARGIN_SECONDS;
+      for (const session of await listRecentlyRevokedSessions(deps.db, since)) remember(session.id, session.revoked_at);
       syncedUpTo = now;
     },
     prune() {
