@@ -6,7 +6,7 @@ import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
-import { createPasswordHasher, createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
+import { createPasswordHasher, createPasswordPolicy, OWASP_ARGON2ID, type Argon2Parameters, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
 import { createDb } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
@@ -19,6 +19,7 @@ export interface Deps {
   clock: Clock;
   /** The database, through Kysely; storage/db.ts has the dialect-specific parts (ping, close). */
   db: Kysely<Database>;
+  /** Also the hashing pool's stats() (threads, busy, queued, rejected) for logs and metrics. */
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
   keys: KeyStore;
@@ -35,14 +36,19 @@ export interface Deps {
 
 export interface DepsOverrides {
   clock?: Clock;
+  /** A hasher owned by the caller (tests share one across apps); deps.close() leaves it open. */
   hasher?: PasswordHasher;
+  /** Argon2 cost of the hasher built from config (tests pass cheap parameters); OWASP's by default. */
+  argon2Parameters?: Argon2Parameters;
 }
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
   const database = await createDb(config.databaseUrl);
   // After the database opens: a failed open then leaves no hashing threads behind.
-  const hasher = overrides.hasher ?? createPasswordHasher();
+  const hasher =
+    overrides.hasher ??
+    createPasswordHasher(overrides.argon2Parameters ?? OWASP_ARGON2ID, { threads: config.hashing.poolSize, queueMax: config.hashing.queueMax });
   try {
     await database.migrate();
     const db = database.kysely;

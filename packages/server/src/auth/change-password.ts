@@ -1,5 +1,5 @@
 import { AppError, invalidInput } from '../errors.ts';
-import type { PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
+import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { findUserById, updatePasswordHash } from '../storage/users.ts';
 import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
 
@@ -13,10 +13,11 @@ export async function changePassword(
   deps: ChangePasswordDeps,
   auth: { userId: number; sessionId: string },
   input: { current_password: string; new_password: string },
+  options: JobOptions = {},
 ): Promise<void> {
   const user = await findUserById(deps.db, auth.userId);
   if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
-  if (!(await deps.hasher.verify(user.password_hash, input.current_password))) {
+  if (!(await deps.hasher.verify(user.password_hash, input.current_password, options)).matches) {
     throw new AppError('wrong_password', 'current password is incorrect');
   }
   const problem = deps.passwordPolicy.check(input.new_password, { email: user.email, name: user.name });
