@@ -52,10 +52,16 @@ describe('createPasswordHasher', () => {
       BCRYPT_HASH.replace('$04$', '$31$'), // 2^31 bcrypt rounds
       '$argon2id$v=19$m=1048576,t=1,p=1$AVh4IHrSaABSdYA79deHgA$/uf6PZhSp/Rz5jCHj86sSaDnnLES24OAWvqdpKo0iac', // 1 GiB Argon2
       '$argon2id$v=19$m=65536,t=64,p=1$AVh4IHrSaABSdYA79deHgA$/uf6PZhSp/Rz5jCHj86sSaDnnLES24OAWvqdpKo0iac', // 64 passes of 64 MiB
+      '$argon2id$v=19$m=65536,t=5,p=1$AVh4IHrSaABSdYA79deHgA$/uf6PZhSp/Rz5jCHj86sSaDnnLES24OAWvqdpKo0iac', // one pass past the cap
     ]) {
       expect(await hasher.verify(hostile, PASSPHRASE), hostile).toEqual({ matches: false, needsRehash: false });
     }
     expect(hasher.stats().started).toBe(startedBefore);
+  });
+
+  it("accepts imported Argon2 up to PHP password_hash's default (64 MiB, 4 passes)", async () => {
+    const phpDefault = argon2HashSync(PASSPHRASE, { algorithm: 2, memoryCost: 65536, timeCost: 4, parallelism: 1 });
+    expect(await hasher.verify(phpDefault, PASSPHRASE)).toEqual({ matches: true, needsRehash: true });
   });
 
   it.each([
