@@ -2,15 +2,15 @@
 // hashing pool (low-priority worker threads, one per available core), without HTTP.
 // Usage: node --import tsx bench/lib/argon2-rate.ts <seconds> ; prints one JSON line.
 import { availableParallelism } from 'node:os';
-import { createArgon2Pool } from '../../packages/server/src/passwords/argon2-pool.ts';
+import { createHashingPool } from '../../packages/server/src/passwords/hashing-pool.ts';
 
 export const gatehouseArgon2Options = { algorithm: 2 /* Argon2id */, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
 async function measure(seconds: number): Promise<void> {
   const threadPoolSize = availableParallelism();
-  const pool = createArgon2Pool(threadPoolSize);
   // Twice the pool size keeps every worker busy without queueing much in JS.
   const inFlight = threadPoolSize * 2;
+  const pool = createHashingPool({ threads: threadPoolSize, queueMax: inFlight });
   await pool.hash('warm-up password', gatehouseArgon2Options);
   let hashes = 0;
   const startedAt = performance.now();

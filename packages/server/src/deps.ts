@@ -7,7 +7,7 @@ import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
-import { createPasswordHasher, createPasswordPolicy, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
+import { createPasswordHasher, createPasswordPolicy, OWASP_ARGON2ID, type Argon2Parameters, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
 import { createDb, type DbOptions, type DialectName } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
@@ -22,6 +22,7 @@ export interface Deps {
   db: Kysely<Database>;
   /** Where the data lives and whether this start created it empty; main.ts logs it. */
   databaseInfo: { dialect: DialectName; location: string; created: boolean };
+  /** Also the hashing pool's stats() (threads, busy, queued, rejected) for logs and metrics. */
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
   keys: KeyStore;
@@ -40,16 +41,21 @@ export interface Deps {
 
 export interface DepsOverrides {
   clock?: Clock;
+  /** A hasher owned by the caller (tests share one across apps); deps.close() leaves it open. */
   hasher?: PasswordHasher;
   /** Told when the database drops a pooled connection (the pool reconnects by itself). */
   onDatabaseConnectionLost?: DbOptions['onConnectionLost'];
+  /** Argon2 cost of the hasher built from config (tests pass cheap parameters); OWASP's by default. */
+  argon2Parameters?: Argon2Parameters;
 }
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
   const database = await createDb(config.databaseUrl, overrides.onDatabaseConnectionLost ? { onConnectionLost: overrides.onDatabaseConnectionLost } : {});
   // After the database opens: a failed open then leaves no hashing threads behind.
-  const hasher = overrides.hasher ?? createPasswordHasher();
+  const hasher =
+    overrides.hasher ??
+    createPasswordHasher(overrides.argon2Parameters ?? OWASP_ARGON2ID, { threads: config.hashing.poolSize, queueMax: config.hashing.queueMax });
   try {
     const { createdDatabase } = await database.migrate();
     const db = database.kysely;

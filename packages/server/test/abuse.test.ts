@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { json, loginUser, signedInUser, signupUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
+// Tens of milliseconds a hash, so concurrent logins pile up behind one hashing thread.
+const SLOW_ARGON2 = { memoryCost: 32 * 1024, timeCost: 3, parallelism: 1 };
+
 describe.each(testDialects())('throttling [%s]', (dialect) => {
   let test: TestApp;
   afterEach(() => test.close());
@@ -148,6 +151,16 @@ describe.each(testDialects())('lockout races and keying [%s]', (dialect) => {
     // 100 001 distinct IPv6 networks through the per-client budget: once enough to flush a shared bounded store.
     for (let index = 0; index <= 100_000; index += 1) await test.deps.ipRateLimiter.consume(`2001:db8:${(index >> 16).toString(16)}:${(index & 0xffff).toString(16)}::/64`);
     expect((await loginUser(test.app, 'victim@example.com')).statusCode).toBe(429);
+  });
+
+  it('gives back the attempts the hashing queue refused: a login storm does not lock out the users caught in it', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '5', HASH_POOL_SIZE: '1', HASH_QUEUE_MAX: '1' }, { ownHasher: SLOW_ARGON2 });
+    await signupUser(test.app, { email: 'caught@example.com' });
+    const storm = await Promise.all(Array.from({ length: 5 }, (_, index) => loginUser(test.app, 'caught@example.com', `wrong guess ${index}`)));
+    const statuses = storm.map((answer) => answer.statusCode).sort();
+    // One thread and one queue slot: two evaluated, three refused with 503 and given back.
+    expect(statuses).toEqual([403, 403, 503, 503, 503]);
+    expect((await loginUser(test.app, 'caught@example.com')).statusCode).toBe(201);
   });
 
   it('counts IPv6 clients per /64 for the request budget (IPV6_PREFIX_LENGTH narrows or widens it)', async () => {

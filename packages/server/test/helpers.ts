@@ -9,7 +9,7 @@ import { fixedClock, type ManualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
 import { buildApp } from '../src/http/app.ts';
-import { createPasswordHasher } from '../src/passwords/index.ts';
+import { createPasswordHasher, type Argon2Parameters } from '../src/passwords/index.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -57,7 +57,9 @@ async function withAdminClient<T>(url: string, run: (client: pg.Client) => Promi
 }
 
 /** Cheap Argon2id for tests; production parameters are tested in passwords/. */
-export const fastHasher = createPasswordHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
+export const FAST_ARGON2: Argon2Parameters = Object.freeze({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
+// Shared by every app of a test file, so its queue bound is far above any one test's burst.
+export const fastHasher = createPasswordHasher(FAST_ARGON2, { queueMax: 10_000 });
 
 export interface TestApp {
   app: FastifyInstance;
@@ -71,7 +73,15 @@ export interface TestApp {
 
 export const SEED_ENV = { PASSWORD_MIN_LENGTH: '6', PASSWORD_BREACHED_CHECK: 'false' };
 
-export async function startTestApp(dialect: DialectName, env: Record<string, string> = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  /**
+   * Give the app its own hasher, built from its config (HASH_POOL_SIZE, HASH_QUEUE_MAX) with these
+   * Argon2 costs, instead of the shared fastHasher; deps.close() stops it.
+   */
+  ownHasher?: Argon2Parameters;
+}
+
+export async function startTestApp(dialect: DialectName, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase(dialect);
   const clock = fixedClock(new Date('2026-06-01T12:00:00Z'));
   const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', ...env, DATABASE_URL: database.url });
@@ -92,7 +102,7 @@ export async function startTestApp(dialect: DialectName, env: Record<string, str
     },
   };
   async function open() {
-    test.deps = await createDeps(config, { clock, hasher: fastHasher });
+    test.deps = await createDeps(config, options.ownHasher ? { clock, argon2Parameters: options.ownHasher } : { clock, hasher: fastHasher });
     test.app = await buildApp(test.deps, { logger: false });
     await test.app.ready();
   }

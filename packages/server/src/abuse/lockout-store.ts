@@ -17,6 +17,8 @@ export type Reservation = { allowed: true } | { allowed: false; retryAfterSecond
 export interface LockoutStore {
   /** Refuses while the key is locked; otherwise counts this attempt as a failure now (locking the key if it reaches the limit). */
   reserve(key: string, policy: LockoutPolicy, now: number): Promise<Reservation>;
+  /** The attempt was never evaluated (hashing refused it, the client left): give its slot back. */
+  release(key: string, policy: LockoutPolicy, now: number): Promise<void>;
   /** The attempt succeeded: forget the key's failures and any lock. */
   reset(key: string): Promise<void>;
 }
@@ -54,6 +56,16 @@ export function applyReservation(entry: Entry | undefined, policy: LockoutPolicy
     entry: { failures, lockedUntil: failures >= policy.maxFailures ? windowEnd : 0, expiresAt: windowEnd },
     reservation: { allowed: true },
   };
+}
+
+/**
+ * Undoes one reservation. The reservation was allowed, so any earlier lock had ended; a lock
+ * set since then by reaching the limit no longer holds once the count is below the limit.
+ */
+export function applyRelease(entry: Entry | undefined, policy: LockoutPolicy, now: number): Entry | undefined {
+  if (!entry || entry.expiresAt <= now || entry.failures === 0) return entry;
+  const failures = entry.failures - 1;
+  return { ...entry, failures, lockedUntil: failures >= policy.maxFailures ? entry.lockedUntil : 0 };
 }
 
 export interface MemoryLockoutStoreOptions {
@@ -100,6 +112,14 @@ export function createMemoryLockoutStore(
         if (counting.size > options.maxCountingKeys) counting.delete(counting.keys().next().value as string);
       }
       return reservation;
+    },
+    async release(key, policy, now) {
+      const previous = locked.get(key) ?? counting.get(key);
+      const entry = applyRelease(previous, policy, now);
+      if (!entry || entry === previous) return;
+      locked.delete(key);
+      counting.delete(key);
+      (entry.lockedUntil > now ? locked : counting).set(key, entry);
     },
     async reset(key) {
       counting.delete(key);

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts';
-import { AppError } from '../errors.ts';
+import { AppError, isAppError } from '../errors.ts';
 import type { LockoutPolicy, LockoutStore } from './lockout-store.ts';
 
 const FIRST_LOCK_SECONDS = 60;
@@ -11,6 +11,8 @@ const ACCOUNT_WINDOW_SECONDS = 3600;
 /** A reserved attempt: settle it with succeeded() once the password was right; a failure needs nothing more. */
 export interface LoginAttempt {
   succeeded(): Promise<void>;
+  /** The password was never checked (hashing refused it, the client left): the attempt does not count. */
+  abandoned(): Promise<void>;
 }
 
 export interface LoginLockout {
@@ -64,6 +66,10 @@ export function createLoginLockout(deps: {
         async succeeded() {
           await Promise.all([deps.store.reset(clientKey), deps.store.reset(accountKey)]);
         },
+        async abandoned() {
+          const releasedAt = deps.clock.nowSeconds();
+          await Promise.all([deps.store.release(clientKey, perClient, releasedAt), deps.store.release(accountKey, perAccount, releasedAt)]);
+        },
       };
     },
   };
@@ -71,4 +77,18 @@ export function createLoginLockout(deps: {
 
 function locked(retryAfterSeconds: number): AppError {
   return new AppError('rate_limited', 'account temporarily locked', { retryAfterSeconds: Math.max(1, retryAfterSeconds) });
+}
+
+/**
+ * Runs the password check of a reserved attempt; an attempt the hashing pool never evaluated
+ * (queue full, client gone: both 'unavailable') gives its slot back, so a login storm does not
+ * lock out the users caught in it.
+ */
+export async function checkReserved<T>(attempt: LoginAttempt, check: () => Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    if (isAppError(error, 'unavailable')) await attempt.abandoned();
+    throw error;
+  }
 }

@@ -1,6 +1,6 @@
-import type { LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
 import { AppError, invalidInput } from '../errors.ts';
-import type { PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
+import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { findUserById, updatePasswordHash } from '../storage/users.ts';
 import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
 
@@ -22,19 +22,22 @@ export async function changePassword(
   auth: { userId: number; sessionId: string },
   input: { current_password: string; new_password: string },
   client: { network: string },
+  options: JobOptions = {},
 ): Promise<void> {
   const user = await findUserById(deps.db, auth.userId);
   if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
-  const problem = deps.passwordPolicy.check(input.new_password, { email: user.email, name: user.name });
+  // The hasher stores NFKC forms, so the policy and the comparison judge those too.
+  const newPassword = input.new_password.normalize('NFKC');
+  const problem = deps.passwordPolicy.check(newPassword, { email: user.email, name: user.name });
   if (problem) throw invalidInput([{ field: 'new_password', message: problem.message.replace(/^password/, 'new_password') }]);
-  if (input.new_password === input.current_password) {
+  if (newPassword === input.current_password.normalize('NFKC')) {
     throw invalidInput([{ field: 'new_password', message: 'new_password must differ from current_password' }]);
   }
   const attempt = await deps.passwordChangeLockout.reserve(`user:${user.id}`, client.network);
-  if (!(await deps.hasher.verify(user.password_hash, input.current_password))) {
+  if (!(await checkReserved(attempt, () => deps.hasher.verify(user.password_hash, input.current_password, options))).matches) {
     throw new AppError('wrong_password', 'current password is incorrect');
   }
   await attempt.succeeded();
-  await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(input.new_password), deps.clock.nowSeconds());
+  await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(newPassword, options), deps.clock.nowSeconds());
   await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
 }

@@ -1,6 +1,6 @@
-import type { LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
 import { AppError } from '../errors.ts';
-import type { PasswordHasher } from '../passwords/index.ts';
+import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
 import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
 import { startSession, type SessionDeps, type SessionTokens } from './sessions.ts';
@@ -19,6 +19,7 @@ export async function login(
   deps: LoginDeps,
   input: { email: string; password: string },
   client: { network: string },
+  options: JobOptions = {},
 ): Promise<LoginResult> {
   const emailNormalized = normalizeEmail(input.email);
   // Counted before the password is checked: concurrent guesses cannot outrun the limit.
@@ -26,16 +27,16 @@ export async function login(
   const user = await findUserByNormalizedEmail(deps.db, emailNormalized);
   if (!user) {
     // Hash the password anyway so an unknown email costs what a wrong password costs.
-    await deps.hasher.verifyDummy(input.password);
+    await checkReserved(attempt, () => deps.hasher.verifyDummy(input.password, options));
     throw invalidCredentials(input.email);
   }
-  const passwordMatches = await deps.hasher.verify(user.password_hash, input.password);
+  const verified = await checkReserved(attempt, () => deps.hasher.verify(user.password_hash, input.password, options));
   // Disabled accounts get the same answer, after the same work, as a wrong password.
-  if (!passwordMatches || user.disabled_at !== null) throw invalidCredentials(input.email);
+  if (!verified.matches || user.disabled_at !== null) throw invalidCredentials(input.email);
   await attempt.succeeded();
 
-  if (deps.hasher.needsRehash(user.password_hash)) {
-    // Imported (werkzeug, bcrypt) or outdated hashes become Argon2id once the password is known.
+  if (verified.needsRehash) {
+    // Imported (werkzeug, bcrypt), outdated or un-normalised hashes become Argon2id of the NFKC form once the password is known.
     await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(input.password), deps.clock.nowSeconds());
   }
   const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) });

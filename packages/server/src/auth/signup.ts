@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import { AppError, invalidInput } from '../errors.ts';
-import type { PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
+import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { isUniqueViolation } from '../storage/db.ts';
 import type { Database } from '../storage/schema.ts';
 import { insertUser } from '../storage/users.ts';
@@ -22,15 +22,17 @@ export interface SignupInput {
 
 export const DEFAULT_ROLES = ['user'];
 
-export async function signup(deps: SignupDeps, input: SignupInput): Promise<PublicUser> {
+export async function signup(deps: SignupDeps, input: SignupInput, options: JobOptions = {}): Promise<PublicUser> {
   const name = input.name.normalize('NFC').trim();
   const email = input.email.normalize('NFC').trim();
   if (name.length === 0) throw invalidInput([{ field: 'name', message: 'name must not be blank' }]);
 
-  const problem = deps.passwordPolicy.check(input.password, { email, name });
+  // The policy judges the password the hasher will store: NFKC, as NIST SP 800-63B-4 asks.
+  const password = input.password.normalize('NFKC');
+  const problem = deps.passwordPolicy.check(password, { email, name });
   if (problem) throw invalidInput([{ field: 'password', message: problem.message }]);
 
-  const passwordHash = await deps.hasher.hash(input.password);
+  const passwordHash = await deps.hasher.hash(password, options);
   try {
     const row = await insertUser(deps.db, {
       email,

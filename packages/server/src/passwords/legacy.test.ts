@@ -1,5 +1,17 @@
-import { describe, expect, it } from 'vitest';
-import { detectLegacyHashFormat, verifyLegacyHash } from './legacy.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHashingPool } from './hashing-pool.ts';
+import { detectLegacyHashFormat, parseLegacyHash } from './legacy.ts';
+
+// The checks run on the hashing pool, as in production; its counters show whether work was done.
+const pool = createHashingPool({ threads: 2, queueMax: 64 });
+afterAll(() => pool.close());
+
+/** True when the password matches; false, without a job, for a hash that parsing refuses. */
+async function verifyLegacyHash(storedHash: string, password: string): Promise<boolean> {
+  const check = parseLegacyHash(storedHash);
+  if (check === null) return false;
+  return pool.verify({ ...check, password }).catch(() => false);
+}
 
 // From the Flask seed: werkzeug generate_password_hash('test123') with its default method.
 const SEED_SCRYPT_HASH =
@@ -23,6 +35,10 @@ const WERKZEUG_FIXTURES = {
   // method='pbkdf2' (werkzeug wrote pbkdf2:sha256:1000000) with the iteration count then removed by hand;
   // werkzeug's check_password_hash accepts it, falling back to its default of 1,000,000 iterations.
   pbkdf2DefaultIterations: 'pbkdf2:sha256$ojbQ3GN2itRZhsWt$fc3b5cc981b2fd1ef8b374daa51ebd7c8c8f7f7792cd9c3b575931a91be41503',
+  // werkzeug 2.3–3.0's default pbkdf2 count, and scrypt at the 64 MiB memory cap (N=2^16, r=8).
+  pbkdf2Sha256600000: 'pbkdf2:sha256:600000$8rLJ3KideJlp8KMU$6deb9306f0ee1cfc7c50890576f8e0371535e79e538f7e64f4526a2ccf322b54',
+  scrypt65536:
+    'scrypt:65536:8:1$r4U0rSQndimUsmMm$d6309a5626fd9364ac672124ffbd57d95f3a5199432458ba672c491f9247dca5f6a514ed924a38d796e4e3d0fc2c522c71de2ea610c2abffda2ee112afd0e3b7',
 };
 
 // Made with bcryptjs 3.0.3: await bcrypt.hash(PASSPHRASE, 4), and bcrypt.hash('test123', '$2a$05$abcdefghijklmnopqrstuv');
@@ -45,11 +61,28 @@ describe('werkzeug scrypt', () => {
     expect(await verifyLegacyHash(WERKZEUG_FIXTURES.unicodeScrypt, 'passwörd 🔑')).toBe(false);
   });
 
+  it('verifies werkzeug hashes up to the 64 MiB memory cap', async () => {
+    expect(await verifyLegacyHash(WERKZEUG_FIXTURES.scrypt65536, PASSPHRASE)).toBe(true);
+  });
+
   it('refuses absurd or malformed parameters instead of computing', async () => {
     const digest = SEED_SCRYPT_HASH.split('$')[2];
-    for (const method of ['scrypt:2097152:8:1', 'scrypt:32768:64:1', 'scrypt:32768:8:100', 'scrypt:30000:8:1', 'scrypt:32768:8', 'scrypt:a:b:c']) {
+    const startedBefore = pool.stats().started;
+    for (const method of [
+      'scrypt:1048576:32:1', // 4 GiB
+      'scrypt:2097152:8:1', // 2 GiB
+      'scrypt:131072:8:1', // 128 MiB: over the 64 MiB cap
+      'scrypt:32768:32:1', // 128 MiB through r
+      'scrypt:32768:8:100', // 32 MiB but a hundred times the work
+      'scrypt:32768:8:3', // three times werkzeug's default work: over the 2× cap
+      'scrypt:30000:8:1',
+      'scrypt:32768:8',
+      'scrypt:a:b:c',
+    ]) {
+      expect(parseLegacyHash(`${method}$KNTfrQV4SHtEuCTp$${digest}`), method).toBeNull();
       expect(await verifyLegacyHash(`${method}$KNTfrQV4SHtEuCTp$${digest}`, 'test123')).toBe(false);
     }
+    expect(pool.stats().started).toBe(startedBefore); // not one job reached a thread
   });
 });
 
@@ -65,14 +98,37 @@ describe('werkzeug pbkdf2', () => {
     expect(await verifyLegacyHash(WERKZEUG_FIXTURES.unicodePbkdf2, UNICODE_PASSWORD)).toBe(true);
   });
 
+  it("verifies werkzeug 2.3's default of 600,000 iterations", async () => {
+    expect(await verifyLegacyHash(WERKZEUG_FIXTURES.pbkdf2Sha256600000, PASSPHRASE)).toBe(true);
+  });
+
   it("uses werkzeug's default iteration count when the hash omits it", async () => {
     expect(await verifyLegacyHash(WERKZEUG_FIXTURES.pbkdf2DefaultIterations, PASSPHRASE)).toBe(true);
   });
 
-  it('refuses absurd iteration counts and unknown digests', async () => {
+  it('refuses absurd iteration counts and unknown digests without computing', async () => {
     const [, salt, digest] = WERKZEUG_FIXTURES.pbkdf2Sha256.split('$');
-    for (const method of ['pbkdf2:sha256:10000001', 'pbkdf2:sha256:0', 'pbkdf2:sha256:-5', 'pbkdf2:md4:10000', 'pbkdf2:sha256:10000:extra']) {
-      expect(await verifyLegacyHash(`${method}$${salt}$${digest}`, PASSPHRASE)).toBe(false);
+    const sha512Digest = WERKZEUG_FIXTURES.pbkdf2Sha512.split('$')[2];
+    const startedBefore = pool.stats().started;
+    for (const hash of [
+      `pbkdf2:sha256:4000000000$${salt}$${digest}`,
+      `pbkdf2:sha256:1000001$${salt}$${digest}`, // one past werkzeug 3.1's default
+      `pbkdf2:sha512:1000000$${salt}$${sha512Digest}`, // SHA-512 iterations cost 3× here: capped at 330,000
+      `pbkdf2:sha256:0$${salt}$${digest}`,
+      `pbkdf2:sha256:-5$${salt}$${digest}`,
+      `pbkdf2:md4:10000$${salt}$${digest}`,
+      `pbkdf2:sha256:10000:extra$${salt}$${digest}`,
+    ]) {
+      expect(parseLegacyHash(hash), hash).toBeNull();
+      expect(await verifyLegacyHash(hash, PASSPHRASE)).toBe(false);
+    }
+    expect(pool.stats().started).toBe(startedBefore);
+  });
+
+  it('accepts every werkzeug default count up to the cap', () => {
+    const [, salt, digest] = WERKZEUG_FIXTURES.pbkdf2Sha256.split('$');
+    for (const iterations of [150_000, 260_000, 600_000, 1_000_000]) {
+      expect(parseLegacyHash(`pbkdf2:sha256:${iterations}$${salt}$${digest}`)).toMatchObject({ kind: 'pbkdf2_verify', iterations });
     }
   });
 });
@@ -85,8 +141,27 @@ describe('bcrypt', () => {
     expect(await verifyLegacyHash(BCRYPT_FIXTURES.passphrase2b, 'wrong password')).toBe(false);
   });
 
-  it('refuses an absurd cost', async () => {
-    expect(await verifyLegacyHash(BCRYPT_FIXTURES.passphrase2b.replace('$04$', '$31$'), PASSPHRASE)).toBe(false);
+  it('refuses a cost past 13 without computing', async () => {
+    const startedBefore = pool.stats().started;
+    for (const cost of ['31', '20', '14']) {
+      const hostile = BCRYPT_FIXTURES.passphrase2b.replace('$04$', `$${cost}$`);
+      expect(parseLegacyHash(hostile), cost).toBeNull();
+      expect(await verifyLegacyHash(hostile, PASSPHRASE)).toBe(false);
+    }
+    expect(pool.stats().started).toBe(startedBefore);
+  });
+
+  it('accepts the costs frameworks use (10 to 13)', () => {
+    for (const cost of ['10', '12', '13']) {
+      const storedHash = BCRYPT_FIXTURES.passphrase2b.replace('$04$', `$${cost}$`);
+      expect(parseLegacyHash(storedHash)).toEqual({ kind: 'bcrypt_verify', storedHash });
+    }
+  });
+
+  it('runs on the hashing pool, not on the event loop or the libuv pool', async () => {
+    const startedBefore = pool.stats().started;
+    expect(await verifyLegacyHash(BCRYPT_FIXTURES.passphrase2b, PASSPHRASE)).toBe(true);
+    expect(pool.stats().started).toBe(startedBefore + 1);
   });
 });
 

@@ -5,6 +5,7 @@ import { signup } from '../../auth/signup.ts';
 import type { SessionTokens } from '../../auth/sessions.ts';
 import type { Deps } from '../../deps.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { clientGoneSignal, logHashingRefusals } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { LoginBody, LoginUserSchema, PublicUserSchema, SignupBody, TokenFields } from '../schemas.ts';
 
@@ -24,6 +25,8 @@ export function tokenAnswer(message: string, user: { id: number; email: string; 
 export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
   const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
   const rateLimit = createRateLimitHook(deps);
+  const stopLoggingRefusals = logHashingRefusals(deps.hasher, app.log);
+  app.addHook('onClose', async () => stopLoggingRefusals());
 
   app.post(
     '/signup',
@@ -33,11 +36,11 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
         tags: ['auth'],
         summary: 'Create an account',
         body: SignupBody,
-        response: { 201: EnvelopeSchema(PublicUserSchema), 400: ErrorEnvelopeSchema, 409: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema },
+        response: { 201: EnvelopeSchema(PublicUserSchema), 400: ErrorEnvelopeSchema, 409: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema, 503: ErrorEnvelopeSchema },
       },
     },
     async (request, reply) => {
-      const user = await signup(deps, request.body);
+      const user = await signup(deps, request.body, { signal: clientGoneSignal(reply) });
       return reply.code(201).send(envelope(201, 'successfully registered', user));
     },
   );
@@ -50,11 +53,11 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
         tags: ['auth'],
         summary: 'Exchange email and password for an access token and a refresh token',
         body: LoginBody,
-        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema },
+        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema, 503: ErrorEnvelopeSchema },
       },
     },
     async (request, reply) => {
-      const { user, tokens } = await login(deps, request.body, { network: requestClientNetwork(request, deps) });
+      const { user, tokens } = await login(deps, request.body, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('verification success', user, tokens));
     },
   );

@@ -7,6 +7,7 @@ import { refreshSession } from '../../auth/refresh.ts';
 import type { Deps } from '../../deps.ts';
 import { createAuthGuard } from '../auth-guard.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { clientGoneSignal } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { BEARER_SECURITY, WELL_FORMED } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
@@ -76,11 +77,18 @@ export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promis
         summary: 'Change the password; every other session of the user is revoked',
         security: BEARER_SECURITY,
         body: ChangePasswordBody,
-        response: { 200: EnvelopeSchema(Type.Null()), 400: ErrorEnvelopeSchema, 401: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema },
+        response: {
+          200: EnvelopeSchema(Type.Null()),
+          400: ErrorEnvelopeSchema,
+          401: ErrorEnvelopeSchema,
+          403: ErrorEnvelopeSchema,
+          429: ErrorEnvelopeSchema,
+          503: ErrorEnvelopeSchema,
+        },
       },
     },
-    async (request) => {
-      await changePassword(deps, request.auth!, request.body, { network: requestClientNetwork(request, deps) });
+    async (request, reply) => {
+      await changePassword(deps, request.auth!, request.body, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
       return envelope<null>(200, 'password changed');
     },
   );
