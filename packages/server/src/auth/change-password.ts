@@ -19,7 +19,7 @@ export async function changePassword(
   if (!(await deps.hasher.verify(user.password_hash, input.current_password))) {
     throw new AppError('wrong_password', 'current password is incorrect');
   }
-  const problem = deps.passwordPolicy.check(input.new_password, { email: user.email, name: user.name });
+  const problem = await deps.passwordPolicy.check(input.new_password, { email: user.email, name: user.name });
   if (problem) throw invalidInput([{ field: 'new_password', message: problem.message.replace(/^password/, 'new_password') }]);
   if (input.new_password === input.current_password) {
     throw invalidInput([{ field: 'new_password', message: 'new_password must differ from current_password' }]);

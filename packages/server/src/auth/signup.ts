@@ -27,7 +27,7 @@ export async function signup(deps: SignupDeps, input: SignupInput): Promise<Publ
   const email = input.email.normalize('NFC').trim();
   if (name.length === 0) throw invalidInput([{ field: 'name', message: 'name must not be blank' }]);
 
-  const problem = deps.passwordPolicy.check(input.password, { email, name });
+  const problem = await deps.passwordPolicy.check(input.password, { email, name });
   if (problem) throw invalidInput([{ field: 'password', message: problem.message }]);
 
   const passwordHash = await deps.hasher.hash(input.password);
