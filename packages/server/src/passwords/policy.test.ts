@@ -84,7 +84,8 @@ describe('each rule', () => {
     ['  ADA.LOVELACE@EXAMPLE.COM ', 'matches_identity'],
     ['ada lovelace byron', 'matches_identity'],
     ['1qaz2wsx3edc4rfv', 'common'],
-    ['PasswordPassword', 'guessable'],
+    ['PasswordPassword', 'common'],
+    ['Password1234567!', 'guessable'],
   ])('%j breaks %s', async (password, rule) => {
     expect(await ruleBroken(password)).toBe(rule);
   }, ESTIMATOR_TIMEOUT);
