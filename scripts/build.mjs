@@ -2,7 +2,8 @@
 // runs on plain Node: no TypeScript loader in the process, less memory, faster start.
 // Pure-ESM libraries whose index pulls in far more than we use are bundled and tree-shaken
 // (about 14 MB less resident memory); everything else, native addons included, stays in node_modules.
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+// zxcvbn-ts stays there too: a worker thread require()s its CommonJS build on the first password check.
+import { mkdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const root = new URL('../', import.meta.url);
@@ -23,4 +24,3 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
-copyFileSync(new URL('packages/server/src/passwords/common-passwords.txt', root), new URL('common-passwords.txt', `file://${outdir}`));

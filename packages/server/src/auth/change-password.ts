@@ -28,7 +28,7 @@ export async function changePassword(
   if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
   // The hasher stores NFKC forms, so the policy and the comparison judge those too.
   const newPassword = input.new_password.normalize('NFKC');
-  const problem = deps.passwordPolicy.check(newPassword, { email: user.email, name: user.name });
+  const problem = await deps.passwordPolicy.check(newPassword, { email: user.email, name: user.name });
   if (problem) throw invalidInput([{ field: 'new_password', message: problem.message.replace(/^password/, 'new_password') }]);
   if (newPassword === input.current_password.normalize('NFKC')) {
     throw invalidInput([{ field: 'new_password', message: 'new_password must differ from current_password' }]);

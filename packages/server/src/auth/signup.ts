@@ -29,7 +29,7 @@ export async function signup(deps: SignupDeps, input: SignupInput, options: JobO
 
   // The policy judges the password the hasher will store: NFKC, as NIST SP 800-63B-4 asks.
   const password = input.password.normalize('NFKC');
-  const problem = deps.passwordPolicy.check(password, { email, name });
+  const problem = await deps.passwordPolicy.check(password, { email, name });
   if (problem) throw invalidInput([{ field: 'password', message: problem.message }]);
 
   const passwordHash = await deps.hasher.hash(password, options);
