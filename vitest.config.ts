@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Prints the runtime and whether the PostgreSQL suites ran; fails under CI=true when they would not.
+    globalSetup: ['scripts/vitest-global-setup.ts'],
     reporters: reportFile ? ['default', 'json'] : ['default'],
     ...(reportFile ? { outputFile: { json: reportFile } } : {}),
   },

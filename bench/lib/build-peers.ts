@@ -8,7 +8,7 @@ const outputDirectory = new URL('../out/peers/', import.meta.url).pathname;
 
 /** Bundles each peer with its shared users module; packages stay in node_modules. Returns the entry files. */
 export async function buildPeers(names: TargetName[]): Promise<Map<TargetName, string>> {
-  const peers = names.filter((name) => name !== 'gatehouse');
+  const peers = names.filter((name) => !name.startsWith('gatehouse'));
   if (peers.length === 0) return new Map();
   await build({
     entryPoints: peers.map((name) => `${peersDirectory}${name}.ts`),

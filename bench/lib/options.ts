@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 
-export const allTargetNames = ['ceiling', 'express-jsonwebtoken', 'fastify-jose', 'fastify-fast-jwt', 'gatehouse'] as const;
+export const allTargetNames = ['ceiling', 'express-jsonwebtoken', 'fastify-jose', 'fastify-fast-jwt', 'gatehouse', 'gatehouse-node24'] as const;
 export type TargetName = (typeof allTargetNames)[number];
 export const allScenarios = ['a', 'b', 'c', 'd'] as const;
 export type Scenario = (typeof allScenarios)[number];

@@ -79,12 +79,17 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `node <nodeArguments>` on the server core, output to logPath. */
-export function spawnServer(pinning: Pinning, nodeArguments: string[], options: { env: NodeJS.ProcessEnv; cwd: string; logPath: string }): ServerProcess {
+/** Starts `node <nodeArguments>` on the server core, output to logPath; nodePath picks another Node than this one. */
+export function spawnServer(
+  pinning: Pinning,
+  nodeArguments: string[],
+  options: { env: NodeJS.ProcessEnv; cwd: string; logPath: string; nodePath?: string },
+): ServerProcess {
   const logFd = openSync(options.logPath, 'a');
+  const node = options.nodePath ?? process.execPath;
   const [command, args] = pinning.used
-    ? [pinning.tasksetPath!, ['-c', String(pinning.serverCore), process.execPath, ...nodeArguments]]
-    : [process.execPath, nodeArguments];
+    ? [pinning.tasksetPath!, ['-c', String(pinning.serverCore), node, ...nodeArguments]]
+    : [node, nodeArguments];
   // taskset execs node, so the pid is the server's own (RSS and CPU are read from it).
   const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);

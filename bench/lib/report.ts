@@ -67,7 +67,8 @@ export function checkTargets(results: Results, ratios: Ratios): TargetCheck[] {
   const gatehouseFigures = results.throughput.filter((figure) => figure.target === 'gatehouse');
   for (const figure of gatehouseFigures) {
     const set = ratios[`${figure.connections} connections`]?.gatehouse;
-    const peers = Object.entries(set?.vs ?? {}).filter(([name]) => name !== 'ceiling');
+    // gatehouse-node24 is Gatehouse itself on another runtime, not a peer.
+    const peers = Object.entries(set?.vs ?? {}).filter(([name]) => name !== 'ceiling' && !name.startsWith('gatehouse'));
     const noisy = results.throughput.some((each) => each.connections === figure.connections && isNoisy(each.problems));
     checks.push(
       check(`(a) c=${figure.connections}: ≥ 60 % of ceiling req/s`, set && Number.isFinite(set.toCeiling) ? set.toCeiling >= 0.6 : undefined, percent(set?.toCeiling ?? Number.NaN, 1), noisy),
@@ -173,6 +174,32 @@ function throughputSection(format: ReportFormat, results: Results, ratios: Ratio
   return out;
 }
 
+/** Node 24 ÷ Node 20 for the same Gatehouse bundle, per connection count, when both ran. */
+function runtimeSection(format: ReportFormat, results: Results, runsNote: string): string[] {
+  const md = format === 'markdown';
+  const rows: string[][] = [];
+  for (const connections of new Set(results.throughput.map((figure) => figure.connections))) {
+    const on20 = results.throughput.find((figure) => figure.connections === connections && figure.target === 'gatehouse');
+    const on24 = results.throughput.find((figure) => figure.connections === connections && figure.target === 'gatehouse-node24');
+    if (!on20 || !on24) continue;
+    rows.push([
+      String(connections),
+      `${fixed(on24.requestsPerSecond, 0)} ÷ ${fixed(on20.requestsPerSecond, 0)} = ×${fixed(on24.requestsPerSecond / on20.requestsPerSecond, 3)}`,
+      `×${fixed(on24.p50Ms / on20.p50Ms, 3)}`,
+      `×${fixed(on24.p99Ms / on20.p99Ms, 3)}`,
+      `${fixed(on24.peakRssMB, 0)} ÷ ${fixed(on20.peakRssMB, 0)} = ×${fixed(on24.peakRssMB / on20.peakRssMB, 3)}`,
+      `${fixed(on24.idleRssMB, 0)} ÷ ${fixed(on20.idleRssMB, 0)}`,
+    ]);
+  }
+  if (rows.length === 0) return [];
+  return [
+    `${md ? '### ' : ''}(a) runtimes: gatehouse-node24 ÷ gatehouse, the same bundle on Node 24 and on this Node (${runsNote})`,
+    ...(md ? [''] : []),
+    table(format, ['connections', 'req/s', 'p50', 'p99', 'peak RSS MB', 'idle RSS MB'], rows),
+    '',
+  ];
+}
+
 function otherSections(format: ReportFormat, results: Results, runsNote: string): string[] {
   const md = format === 'markdown';
   const heading = (text: string) => [`${md ? '### ' : ''}${text}`, ...(md ? [''] : [])];
@@ -239,7 +266,7 @@ export function formatReport(format: ReportFormat, results: Results, ratios: Rat
   const md = format === 'markdown';
   const runsNote = runs === 1 ? '1 run' : `median of ${runs} runs`;
   const out: string[] = md ? ['## How it ran', '', ...howItRan.map((line) => `- ${line}`), ''] : ['', 'How it ran:', ...howItRan.map((line) => `  ${line}`), ''];
-  out.push(...throughputSection(format, results, ratios, runsNote), ...otherSections(format, results, runsNote));
+  out.push(...throughputSection(format, results, ratios, runsNote), ...runtimeSection(format, results, runsNote), ...otherSections(format, results, runsNote));
   out.push(md ? '## Gatehouse targets (issue 5)\n' : 'Gatehouse targets (issue 5):');
   const indent = md ? '' : '  ';
   out.push(

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchUsers, type BenchUser } from '../peers/users.ts';
+import type { GatehouseRuntime } from './node24.ts';
 import type { TargetName } from './options.ts';
 import { freePort, spawnServer, stopServer, waitUntilReady, type Pinning, type ServerProcess } from './processes.ts';
 
@@ -80,13 +81,27 @@ export function gatehouseEnv(port: number, databasePath: string): NodeJS.Process
     PASSWORD_BREACHED_CHECK: 'false',
     RATE_LIMIT_PER_MINUTE: '1000000000',
     LOGIN_MAX_FAILURES: '1000000000',
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000000000',
+    // Every target answers GET /users with all 5 users, as the tutorial does.
+    USERS_LIST: 'all',
     LOG_LEVEL: 'warn',
   };
 }
 
-export async function startGatehouse(pinning: Pinning, databasePath: string, logPath: string): Promise<{ server: ServerProcess; baseUrl: string }> {
+/** runtime: another Node than this one (gatehouse-node24); by default this process's own. */
+export async function startGatehouse(
+  pinning: Pinning,
+  databasePath: string,
+  logPath: string,
+  runtime?: GatehouseRuntime,
+): Promise<{ server: ServerProcess; baseUrl: string }> {
   const port = await freePort();
-  const server = spawnServer(pinning, gatehouseNodeArguments(), { cwd: repoRoot, env: gatehouseEnv(port, databasePath), logPath });
+  const server = spawnServer(pinning, runtime?.nodeArguments ?? gatehouseNodeArguments(), {
+    cwd: repoRoot,
+    env: gatehouseEnv(port, databasePath),
+    logPath,
+    ...(runtime ? { nodePath: runtime.nodePath } : {}),
+  });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
     await waitUntilReady(server, `${baseUrl}/healthz`, 60_000);
@@ -120,13 +135,21 @@ export async function logIn(baseUrl: string, email: string, password: string): P
   return json.token;
 }
 
-/** peerEntry: the bundled peer (see build-peers.ts), run with plain node. */
-export async function startTarget(name: TargetName, pinning: Pinning, workDirectory: string, peerEntry?: string): Promise<RunningTarget> {
+/** peerEntry: the bundled peer (see build-peers.ts), run with plain node; node24: how gatehouse-node24 runs. */
+export async function startTarget(
+  name: TargetName,
+  pinning: Pinning,
+  workDirectory: string,
+  peerEntry?: string,
+  node24?: GatehouseRuntime,
+): Promise<RunningTarget> {
   const logPath = join(workDirectory, `${name}.log`);
   let server: ServerProcess;
   let baseUrl: string;
-  if (name === 'gatehouse') {
-    ({ server, baseUrl } = await startGatehouse(pinning, join(workDirectory, 'gatehouse.db'), logPath));
+  if (name === 'gatehouse' || name === 'gatehouse-node24') {
+    if (name === 'gatehouse-node24' && !node24) throw new Error('Node 24 was not prepared');
+    const runtime = name === 'gatehouse-node24' ? node24 : undefined;
+    ({ server, baseUrl } = await startGatehouse(pinning, join(workDirectory, `${name}.db`), logPath, runtime));
     for (const user of benchUsers) await signUp(baseUrl, user);
   } else {
     const port = await freePort();

@@ -2,11 +2,29 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../../deps.ts';
 
-/** Public discovery documents for resource servers that verify tokens locally. */
-export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+/**
+ * RFC 8414 authorization-server metadata holding only what is true today: the issuer, where its
+ * verification keys are, and where the API is documented. Left out on purpose:
+ * - token_endpoint and grant_types_supported: POST /login and /token/refresh take JSON and answer
+ *   the envelope, not RFC 6749 form posts and errors, so no OAuth client could use them;
+ * - response_types_supported (REQUIRED in RFC 8414 section 2): there is no authorization endpoint,
+ *   so the list is empty, and section 3.2 says a claim with zero elements MUST be omitted
+ *   (RFC errata 7793 reports exactly this case);
+ * - every id_token_* and OpenID field: Gatehouse issues access tokens, never ID tokens;
+ * - jwks_uri under HS256: nothing is published there that could verify a token.
+ */
+function authorizationServerMetadata(deps: Deps): Record<string, string> {
   const { issuer } = deps.config.jwt;
   const base = issuer.replace(/\/+$/, '');
+  return {
+    issuer,
+    ...(deps.keys.algorithm === 'HS256' ? {} : { jwks_uri: `${base}/.well-known/jwks.json` }),
+    service_documentation: `${base}/docs`,
+  };
+}
 
+/** Public discovery documents for resource servers that verify tokens locally. */
+export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   app.get(
     '/.well-known/jwks.json',
     {
@@ -23,20 +41,37 @@ export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise
     },
   );
 
+  const metadata = authorizationServerMetadata(deps);
+  const metadataSchema = Type.Object({
+    issuer: Type.String(),
+    jwks_uri: Type.Optional(Type.String()),
+    service_documentation: Type.String(),
+  });
+
+  app.get(
+    '/.well-known/oauth-authorization-server',
+    { schema: { tags: ['discovery'], summary: 'Authorization server metadata (RFC 8414)', response: { 200: metadataSchema } } },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=300');
+      return metadata;
+    },
+  );
+
+  // The same document, not an OpenID Provider configuration: Gatehouse issues no ID tokens, but
+  // many JWT middlewares (ASP.NET's JwtBearer Authority, for one) look only here for jwks_uri.
+  // A strict OpenID client fails on the missing OpenID fields, which is the truth.
   app.get(
     '/.well-known/openid-configuration',
-    { schema: { tags: ['discovery'], summary: 'Issuer metadata', response: { 200: Type.Object({}, { additionalProperties: true }) } } },
-    async () => ({
-      issuer,
-      jwks_uri: `${base}/.well-known/jwks.json`,
-      token_endpoint: `${base}/login`,
-      id_token_signing_alg_values_supported: [deps.keys.algorithm],
-      access_token_signing_alg_values_supported: [deps.keys.algorithm],
-      token_endpoint_auth_methods_supported: ['none'],
-      grant_types_supported: ['password', 'refresh_token'],
-      response_types_supported: ['token'],
-      subject_types_supported: ['public'],
-      claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'email', 'roles'],
-    }),
+    {
+      schema: {
+        tags: ['discovery'],
+        summary: 'The RFC 8414 metadata again, for JWT middlewares that only look here (Gatehouse is not an OpenID Provider)',
+        response: { 200: metadataSchema },
+      },
+    },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=300');
+      return metadata;
+    },
   );
 }

@@ -1,0 +1,133 @@
+import { createServer } from 'node:net';
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json, signedInUser, startTestApp, testDialects, type DialectName, type TestApp } from './helpers.ts';
+
+const ISSUER = 'http://localhost:2000';
+const HS_SECRET = 'an-hs256-secret-of-more-than-32-bytes!';
+const DISCOVERY_PATHS = ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'];
+
+/** A port free a moment ago; the issuer must name the listening URL before the app is built. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** An app listening on 127.0.0.1 whose JWT_ISSUER is its own URL; retries if the port was taken meanwhile. */
+async function startListeningApp(dialect: DialectName): Promise<{ test: TestApp; origin: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const origin = `http://127.0.0.1:${await freePort()}`;
+    const test = await startTestApp(dialect, { JWT_ISSUER: origin });
+    try {
+      await test.app.listen({ host: '127.0.0.1', port: Number(new URL(origin).port) });
+      return { test, origin };
+    } catch (error) {
+      await test.close();
+      if (attempt >= 3 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
+}
+
+describe.each(testDialects())('discovery metadata [%s]', (dialect) => {
+  let test: TestApp;
+  beforeAll(async () => {
+    test = await startTestApp(dialect);
+  });
+  afterAll(() => test.close());
+
+  it.each(DISCOVERY_PATHS)('GET %s publishes only what is true: issuer, jwks_uri, service_documentation', async (path) => {
+    const response = await test.app.inject({ method: 'GET', url: path });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^application\/json/);
+    const metadata = json(response);
+    expect(metadata).toStrictEqual({
+      issuer: ISSUER,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      service_documentation: `${ISSUER}/docs`,
+    });
+    // Named for the review finding: no ID tokens and no password grant are offered.
+    expect(metadata).not.toHaveProperty('id_token_signing_alg_values_supported');
+    expect(metadata.grant_types_supported ?? []).not.toContain('password');
+    expect(metadata).not.toHaveProperty('token_endpoint');
+  });
+
+  it('serves the same document at both paths', async () => {
+    const [oauth, openid] = await Promise.all(DISCOVERY_PATHS.map((url) => test.app.inject({ method: 'GET', url })));
+    expect(openid!.body).toBe(oauth!.body);
+  });
+
+  it('jwks_uri and service_documentation resolve: the JWKS verifies a Gatehouse token, /docs is served', async () => {
+    const metadata = json(await test.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' }));
+    const jwksResponse = await test.app.inject({ method: 'GET', url: new URL(metadata.jwks_uri).pathname });
+    expect(jwksResponse.statusCode).toBe(200);
+    const jwks = json(jwksResponse);
+    expect(jwks.keys).toHaveLength(1);
+
+    const user = await signedInUser(test.app, 'discovered@example.com');
+    const { payload } = await jwtVerify(user.token, createLocalJWKSet(jwks), {
+      issuer: metadata.issuer,
+      audience: 'gatehouse',
+      currentDate: test.clock.now(),
+    });
+    expect(payload.sub).toBe(String(user.id));
+
+    const docs = await test.app.inject({ method: 'GET', url: new URL(metadata.service_documentation).pathname });
+    expect(docs.statusCode).toBeLessThan(400);
+  });
+
+  it('lists both documents in the OpenAPI document', async () => {
+    const document = json(await test.app.inject({ method: 'GET', url: '/openapi.json' }));
+    for (const path of DISCOVERY_PATHS) expect(Object.keys(document.paths)).toContain(path);
+  });
+});
+
+describe.each(testDialects())('discovery metadata with HS256 [%s]', (dialect) => {
+  it('leaves jwks_uri out: nothing published there could verify a token', async () => {
+    const test = await startTestApp(dialect, { JWT_ALG: 'HS256', JWT_SECRET: HS_SECRET });
+    try {
+      for (const url of DISCOVERY_PATHS) {
+        const response = await test.app.inject({ method: 'GET', url });
+        expect(response.statusCode).toBe(200);
+        expect(json(response)).toStrictEqual({ issuer: ISSUER, service_documentation: `${ISSUER}/docs` });
+        expect(response.body).not.toContain(HS_SECRET);
+      }
+    } finally {
+      await test.close();
+    }
+  });
+});
+
+describe.each(testDialects())('discovery over HTTP with jose [%s]', (dialect) => {
+  let test: TestApp;
+  let origin: string;
+  beforeAll(async () => {
+    ({ test, origin } = await startListeningApp(dialect));
+  });
+  afterAll(() => test.close());
+
+  it("createRemoteJWKSet on the metadata's jwks_uri verifies a Gatehouse token, as a resource server would", async () => {
+    const user = await signedInUser(test.app, 'remote@example.com');
+
+    const response = await fetch(`${origin}/.well-known/oauth-authorization-server`);
+    expect(response.status).toBe(200);
+    const metadata = (await response.json()) as { issuer: string; jwks_uri: string };
+    expect(metadata.issuer).toBe(origin);
+    expect(metadata.jwks_uri).toBe(`${origin}/.well-known/jwks.json`);
+
+    const { payload, protectedHeader } = await jwtVerify(user.token, createRemoteJWKSet(new URL(metadata.jwks_uri)), {
+      issuer: metadata.issuer,
+      audience: 'gatehouse',
+      typ: 'at+jwt',
+      currentDate: test.clock.now(),
+    });
+    expect(payload.sub).toBe(String(user.id));
+    expect(payload.iss).toBe(origin);
+    expect(protectedHeader.kid).toBe(test.deps.keys.current().kid);
+  });
+});
