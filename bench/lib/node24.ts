@@ -17,7 +17,7 @@ export interface GatehouseRuntime {
 }
 
 function prepared(repoRoot: string): { node: string; betterSqlite3: string } {
-  // Downloading and building take minutes the first time, then come from .cache/node24/.
+  // Downloading and building take minutes the first time, then come from ~/.cache/gatehouse/node24/ (scripts/with-node24.sh).
   const output = execFileSync('bash', [join(repoRoot, 'scripts/with-node24.sh'), '--prepare'], {
     cwd: repoRoot,
     encoding: 'utf8',
