@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { json, loginUser, signedInUser, signupUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 // Tens of milliseconds a hash, so concurrent logins pile up behind one hashing thread.
@@ -153,6 +154,21 @@ describe.each(testDialects())('lockout races and keying [%s]', (dialect) => {
     expect((await loginUser(test.app, 'victim@example.com')).statusCode).toBe(429);
   });
 
+  it('keeps a lockout and an account\'s hourly count through a flood of failed logins for other accounts', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '2', LOGIN_MAX_FAILURES_PER_ACCOUNT: '4' });
+    await signupUser(test.app, { email: 'locked@example.com' });
+    await signupUser(test.app, { email: 'counted@example.com' });
+    for (const password of ['wrong one', 'wrong two']) await loginFrom('203.0.113.1', 'locked@example.com', password);
+    for (const password of ['wrong one', 'wrong two']) await loginFrom('203.0.113.2', 'counted@example.com', password);
+    // 150 000 failed attempts on fresh accounts from fresh networks, straight into the lockout store
+    // (the HTTP route would take minutes): past every bound it has.
+    for (let index = 0; index < 150_000; index += 1) await test.deps.loginLockout.reserve(`flood${index}@example.com`, `198.18.${index >> 8}.${index & 0xff}`);
+    expect((await loginFrom('203.0.113.1', 'locked@example.com', STRONG_PASSWORD)).statusCode).toBe(429);
+    // 'counted' still has its two failures this hour: two more from elsewhere lock it for everyone.
+    for (const password of ['wrong three', 'wrong four']) expect((await loginFrom('203.0.113.3', 'counted@example.com', password)).statusCode).toBe(403);
+    expect((await loginFrom('192.0.2.44', 'counted@example.com', STRONG_PASSWORD)).statusCode).toBe(429);
+  });
+
   it('gives back the attempts the hashing queue refused: a login storm does not lock out the users caught in it', async () => {
     test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '5', HASH_POOL_SIZE: '1', HASH_QUEUE_MAX: '1' }, { ownHasher: SLOW_ARGON2 });
     await signupUser(test.app, { email: 'caught@example.com' });
@@ -161,6 +177,51 @@ describe.each(testDialects())('lockout races and keying [%s]', (dialect) => {
     // One thread and one queue slot: two evaluated, three refused with 503 and given back.
     expect(statuses).toEqual([403, 403, 503, 503, 503]);
     expect((await loginUser(test.app, 'caught@example.com')).statusCode).toBe(201);
+  });
+
+  it('counts a guess whose client hangs up once its check has started (no free guesses by disconnecting)', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_ACCOUNT: '3', HASH_POOL_SIZE: '1' }, { ownHasher: SLOW_ARGON2 });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    const address = await test.app.listen({ host: '127.0.0.1', port: 0 });
+    const hasher = test.deps.hasher;
+    // A fullwidth first letter: the NFKC form is checked first, then the raw form, two jobs.
+    const disguise = (guess: string) => String.fromCodePoint(guess.codePointAt(0)! + 0xfee0) + guess.slice(1);
+    // As many hang-ups as the budget allows; were they given back, the right password would then get in.
+    for (let index = 0; index < 3; index += 1) {
+      const body = JSON.stringify({ email: 'victim@example.com', password: disguise(`wrong guess number ${index}`) });
+      const socket = connect(Number(new URL(address).port), '127.0.0.1');
+      socket.on('error', () => {});
+      const startedBefore = hasher.stats().started;
+      socket.write(`POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      // Once its first check has a thread, hang up; polling a counter here, not waiting on time.
+      await vi.waitFor(() => expect(hasher.stats().started).toBeGreaterThan(startedBefore), { interval: 1, timeout: 10_000 });
+      socket.destroy();
+      await vi.waitFor(() => expect(hasher.stats().busy + hasher.stats().queued).toBe(0), { interval: 2, timeout: 10_000 });
+    }
+    expect((await loginUser(test.app, 'victim@example.com')).statusCode).toBe(429);
+  });
+
+  it('an account-wide lock does not count against the owner waiting it out from their own network', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_ACCOUNT: '6' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    for (const network of ['203.0.113.1', '203.0.113.2']) {
+      for (let attempt = 0; attempt < 3; attempt += 1) await loginFrom(network, 'victim@example.com', 'wrong password');
+    }
+    // The owner retries every minute through the locked hour, with the right password.
+    for (let minute = 0; minute < 60; minute += 1) {
+      expect((await loginFrom('192.0.2.44', 'victim@example.com', STRONG_PASSWORD)).statusCode).toBe(429);
+      test.clock.advanceSeconds(60);
+    }
+    // The hour is over: the owner gets in at once, not after a lockout of their own.
+    expect((await loginFrom('192.0.2.44', 'victim@example.com', STRONG_PASSWORD)).statusCode).toBe(201);
+  });
+
+  it('no email can pose as another key: an account name ending in "|<address>" does not touch that address\'s budget', async () => {
+    test = await startTestApp(dialect, { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_ACCOUNT: '3' });
+    await signupUser(test.app, { email: 'victim@example.com' });
+    for (let attempt = 0; attempt < 5; attempt += 1) await loginFrom('203.0.113.1', 'victim@example.com|192.0.2.44', 'wrong password');
+    for (let attempt = 0; attempt < 5; attempt += 1) await loginFrom('203.0.113.2', 'victim@example.com\u0000192.0.2.44', 'wrong password');
+    expect((await loginFrom('192.0.2.44', 'victim@example.com', STRONG_PASSWORD)).statusCode).toBe(201);
   });
 
   it('counts IPv6 clients per /64 for the request budget (IPV6_PREFIX_LENGTH narrows or widens it)', async () => {

@@ -47,23 +47,53 @@ describe('memory lockout store', () => {
     expect(await store.reserve('victim', doubling, 1000)).toEqual({ allowed: false, retryAfterSeconds: 60 });
   });
 
-  it('forgets the oldest counts below the limit past its bound', async () => {
+  it('forgets single-failure keys first: a flood of fresh keys cannot push out a count built from real failures', async () => {
+    const store = createMemoryLockoutStore({ maxCountingKeys: 100, maxLockedKeys: 10_000 });
+    await store.reserve('account', window, 1000);
+    await store.reserve('account', window, 1000);
+    for (let index = 0; index < 100_000; index += 1) await store.reserve(`flood-${index}`, window, 1000);
+    // Still two failures counted: the third locks it.
+    expect(await store.reserve('account', window, 1000)).toEqual({ allowed: true });
+    expect(await store.reserve('account', window, 1000)).toEqual({ allowed: false, retryAfterSeconds: 3600 });
+  });
+
+  it('forgets the oldest counts past its bound when every key has several failures', async () => {
     const store = createMemoryLockoutStore({ maxCountingKeys: 2, maxLockedKeys: 10 });
-    await store.reserve('a', window, 1000);
-    await store.reserve('a', window, 1000);
-    await store.reserve('b', window, 1000);
-    await store.reserve('c', window, 1000);
-    // 'a' was evicted: it starts again from zero and takes three more failures to lock.
+    for (const key of ['a', 'b', 'c']) for (let attempt = 0; attempt < 2; attempt += 1) await store.reserve(key, window, 1000);
+    // 'a' was the oldest count when 'c' came: it starts again from zero and takes three more failures to lock.
     for (let attempt = 0; attempt < 3; attempt += 1) expect((await store.reserve('a', window, 1000)).allowed).toBe(true);
     expect((await store.reserve('a', window, 1000)).allowed).toBe(false);
   });
 
-  it('refuses attempts on untracked keys when full of live lockouts, and recovers once they expire', async () => {
+  it('attempts given back (none hashed) push out only their own kind', async () => {
+    const store = createMemoryLockoutStore({ maxCountingKeys: 2, maxLockedKeys: 10 });
+    await store.reserve('kept', window, 1000);
+    await store.reserve('kept', window, 1000);
+    for (let index = 0; index < 1000; index += 1) {
+      await store.reserve(`given-back-${index}`, window, 1000);
+      await store.release(`given-back-${index}`, window, 1000);
+    }
+    await store.reserve('kept', window, 1000);
+    expect((await store.reserve('kept', window, 1000)).allowed).toBe(false);
+  });
+
+  it('release undoes exactly one reservation, lifting a lock that reservation set', async () => {
+    const store = createMemoryLockoutStore();
+    for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve('k', doubling, 1000);
+    expect((await store.reserve('k', doubling, 1000)).allowed).toBe(false);
+    await store.release('k', doubling, 1000);
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true });
+    expect((await store.reserve('k', doubling, 1000)).allowed).toBe(false);
+  });
+
+  it('refuses attempts on untracked keys while full of live lockouts, and has room again once those locks end', async () => {
     const store = createMemoryLockoutStore({ maxCountingKeys: 100, maxLockedKeys: 2 });
     for (const key of ['x', 'y']) for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve(key, doubling, 1000);
     expect(await store.reserve('new', doubling, 1000)).toEqual({ allowed: false, retryAfterSeconds: 60 });
-    // x and y expire a day after their last failure; then there is room again.
-    expect(await store.reserve('new', doubling, 1000 + 86400 + 1)).toEqual({ allowed: true });
+    // The locks end after 60 s; their counts stay remembered (evictable), and new keys fit again.
+    expect(await store.reserve('new', doubling, 1061)).toEqual({ allowed: true });
+    expect(await store.reserve('x', doubling, 1061)).toEqual({ allowed: true });
+    expect(await store.reserve('x', doubling, 1061)).toEqual({ allowed: false, retryAfterSeconds: 120 });
   });
 
   it('reset forgets failures and lock', async () => {

@@ -63,67 +63,92 @@ export function applyReservation(entry: Entry | undefined, policy: LockoutPolicy
  * set since then by reaching the limit no longer holds once the count is below the limit.
  */
 export function applyRelease(entry: Entry | undefined, policy: LockoutPolicy, now: number): Entry | undefined {
-  if (!entry || entry.expiresAt <= now || entry.failures === 0) return entry;
-  const failures = entry.failures - 1;
+  if (!entry || entry.expiresAt <= now) return undefined;
+  const failures = Math.max(0, entry.failures - 1);
   return { ...entry, failures, lockedUntil: failures >= policy.maxFailures ? entry.lockedUntil : 0 };
 }
 
 export interface MemoryLockoutStoreOptions {
-  /** Keys counting failures below their limit; past it the oldest such count is forgotten. */
+  /** Keys counting failures below their limit (or past a lock that has ended); past it the least costly are forgotten. */
   maxCountingKeys: number;
-  /** Locked keys; these leave only by expiry. Past the bound, attempts on untracked keys are refused. */
+  /** Keys locked right now; these leave only when the lock ends. Past the bound, attempts on untracked keys are refused. */
   maxLockedKeys: number;
 }
 
 /**
- * In memory, for one process. Two maps: locked keys are never evicted (only expiry removes
- * them), so a flood of new keys cannot free a victim's lockout or an attacker's own. Counts
- * below the limit are bounded FIFO: an evicted count loses at most maxFailures - 1 failures
- * of one key, and the per-account budget still caps guesses on that account.
+ * In memory, for one process. Live locks sit in a map of their own that nothing evicts, so a
+ * flood of new keys cannot free a victim's lockout or an attacker's own. Counts below the
+ * limit are bounded; under pressure the keys with at most one failure go first, oldest first,
+ * and only then older counts. A flood of fresh keys (one failure each, or none once given
+ * back) therefore pushes out only its own kind, never a count that took real, hashed failures
+ * to build such as an account's hourly budget: that takes two hashed failures per key.
  */
 export function createMemoryLockoutStore(
   // About 300 bytes per key (measured: 1 M locked keys took 303 MB of heap), so at most ~105 MB.
   options: MemoryLockoutStoreOptions = { maxCountingKeys: 100_000, maxLockedKeys: 250_000 },
 ): LockoutStore {
-  const counting = new Map<string, Entry>();
-  const locked = new Map<string, Entry>();
+  const fresh = new Map<string, Entry>(); // one failure; Map order doubles as age order
+  const seasoned = new Map<string, Entry>(); // two or more, not locked now
+  const locked = new Map<string, Entry>(); // lockedUntil > now
   let nextSweepAt = 0;
 
-  function sweepExpiredLocks(now: number): void {
-    for (const [key, entry] of locked) if (entry.expiresAt <= now) locked.delete(key);
-    nextSweepAt = now + 60;
+  function find(key: string): Entry | undefined {
+    return locked.get(key) ?? seasoned.get(key) ?? fresh.get(key);
+  }
+
+  function forget(key: string): void {
+    fresh.delete(key);
+    seasoned.delete(key);
+    locked.delete(key);
+  }
+
+  function put(key: string, entry: Entry, now: number): void {
+    forget(key);
+    if (entry.lockedUntil > now) {
+      locked.set(key, entry);
+      return;
+    }
+    (entry.failures <= 1 ? fresh : seasoned).set(key, entry);
+    if (fresh.size + seasoned.size > options.maxCountingKeys) {
+      // The oldest single-failure key, unless the one just counted is the only one: then the oldest count.
+      const oldestFresh = fresh.keys().next().value as string | undefined;
+      if (oldestFresh !== undefined && oldestFresh !== key) fresh.delete(oldestFresh);
+      else seasoned.delete(seasoned.keys().next().value as string);
+    }
+  }
+
+  // Locks that have ended (or expired) move out of the unevictable map; at most once a second.
+  function sweepEndedLocks(now: number): void {
+    if (now < nextSweepAt) return;
+    nextSweepAt = now + 1;
+    for (const [key, entry] of locked) {
+      if (entry.lockedUntil > now) continue;
+      locked.delete(key);
+      if (entry.expiresAt > now) put(key, entry, now);
+    }
   }
 
   return {
     async reserve(key, policy, now) {
-      const previous = locked.get(key) ?? counting.get(key);
+      let previous = find(key);
       if (!previous && locked.size >= options.maxLockedKeys) {
-        if (now >= nextSweepAt) sweepExpiredLocks(now);
+        sweepEndedLocks(now);
         // Full of live lockouts: refuse what cannot be tracked rather than evaluate it unthrottled.
         if (locked.size >= options.maxLockedKeys) return { allowed: false, retryAfterSeconds: 60 };
+        previous = find(key);
       }
       const { entry, reservation } = applyReservation(previous, policy, now);
-      counting.delete(key);
-      locked.delete(key);
-      if (entry.lockedUntil > now) {
-        locked.set(key, entry);
-      } else {
-        counting.set(key, entry); // at the end: Map order doubles as age order
-        if (counting.size > options.maxCountingKeys) counting.delete(counting.keys().next().value as string);
-      }
+      if (entry !== previous) put(key, entry, now); // a refusal changes nothing
       return reservation;
     },
     async release(key, policy, now) {
-      const previous = locked.get(key) ?? counting.get(key);
-      const entry = applyRelease(previous, policy, now);
-      if (!entry || entry === previous) return;
-      locked.delete(key);
-      counting.delete(key);
-      (entry.lockedUntil > now ? locked : counting).set(key, entry);
+      // A count given back to zero stays among the single-failure keys, first to go under pressure:
+      // an emptied slot would let the next newcomer push out a real count instead.
+      const entry = applyRelease(find(key), policy, now);
+      if (entry) put(key, entry, now);
     },
     async reset(key) {
-      counting.delete(key);
-      locked.delete(key);
+      forget(key);
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts';
-import { AppError, isAppError } from '../errors.ts';
+import { AppError } from '../errors.ts';
 import type { LockoutPolicy, LockoutStore } from './lockout-store.ts';
 
 const FIRST_LOCK_SECONDS = 60;
@@ -54,14 +54,19 @@ export function createLoginLockout(deps: {
   return {
     async reserve(account, network) {
       const now = deps.clock.nowSeconds();
-      const clientKey = `${scope}:${account}|${network}`;
-      const accountKey = `${scope}:${account}`;
+      // Distinct prefixes and a separator no email or address can hold: no key can pose as another.
+      const clientKey = `${scope}:client:${account}\u0000${network}`;
+      const accountKey = `${scope}:account:${account}`;
       // The client's own budget first: attempts it refuses never reach the account-wide count,
       // so one network hammering a victim cannot exhaust the budget every other network shares.
       const byClient = await deps.store.reserve(clientKey, perClient, now);
       if (!byClient.allowed) throw locked(byClient.retryAfterSeconds);
       const byAccount = await deps.store.reserve(accountKey, perAccount, now);
-      if (!byAccount.allowed) throw locked(byAccount.retryAfterSeconds);
+      if (!byAccount.allowed) {
+        // Refused by the account-wide lock: not this client's failure (the owner waiting it out must not lock themselves).
+        await deps.store.release(clientKey, perClient, now);
+        throw locked(byAccount.retryAfterSeconds);
+      }
       return {
         async succeeded() {
           await Promise.all([deps.store.reset(clientKey), deps.store.reset(accountKey)]);
@@ -80,15 +85,20 @@ function locked(retryAfterSeconds: number): AppError {
 }
 
 /**
- * Runs the password check of a reserved attempt; an attempt the hashing pool never evaluated
- * (queue full, client gone: both 'unavailable') gives its slot back, so a login storm does not
- * lock out the users caught in it.
+ * Runs what follows a reservation. If it fails before any password check reached a hashing
+ * thread (queue full, client gone while queued, database down), the attempt was never
+ * evaluated and gives its slot back, so a login storm or an outage does not lock out the
+ * users caught in it. Once a check has started, the attempt counts whatever happens next: a
+ * client that hangs up mid-check must not get its guess for free.
  */
-export async function checkReserved<T>(attempt: LoginAttempt, check: () => Promise<T>): Promise<T> {
+export async function checkReserved<T>(attempt: LoginAttempt, check: (onStarted: () => void) => Promise<T>): Promise<T> {
+  let started = false;
   try {
-    return await check();
+    return await check(() => {
+      started = true;
+    });
   } catch (error) {
-    if (isAppError(error, 'unavailable')) await attempt.abandoned();
+    if (!started) await attempt.abandoned();
     throw error;
   }
 }

@@ -34,7 +34,8 @@ export async function changePassword(
     throw invalidInput([{ field: 'new_password', message: 'new_password must differ from current_password' }]);
   }
   const attempt = await deps.passwordChangeLockout.reserve(`user:${user.id}`, client.network);
-  if (!(await checkReserved(attempt, () => deps.hasher.verify(user.password_hash, input.current_password, options))).matches) {
+  const verified = await checkReserved(attempt, (onStarted) => deps.hasher.verify(user.password_hash, input.current_password, { ...options, onStarted }));
+  if (!verified.matches) {
     throw new AppError('wrong_password', 'current password is incorrect');
   }
   await attempt.succeeded();

@@ -1,5 +1,5 @@
 import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
-import { AppError } from '../errors.ts';
+import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
 import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
@@ -24,23 +24,38 @@ export async function login(
   const emailNormalized = normalizeEmail(input.email);
   // Counted before the password is checked: concurrent guesses cannot outrun the limit.
   const attempt = await deps.loginLockout.reserve(emailNormalized, client.network);
-  const user = await findUserByNormalizedEmail(deps.db, emailNormalized);
-  if (!user) {
+  const { user, verified } = await checkReserved(attempt, async (onStarted) => {
+    const jobOptions = { ...options, onStarted };
+    const found = await findUserByNormalizedEmail(deps.db, emailNormalized);
     // Hash the password anyway so an unknown email costs what a wrong password costs.
-    await checkReserved(attempt, () => deps.hasher.verifyDummy(input.password, options));
-    throw invalidCredentials(input.email);
-  }
-  const verified = await checkReserved(attempt, () => deps.hasher.verify(user.password_hash, input.password, options));
+    if (!found) {
+      await deps.hasher.verifyDummy(input.password, jobOptions);
+      return { user: undefined, verified: undefined };
+    }
+    return { user: found, verified: await deps.hasher.verify(found.password_hash, input.password, jobOptions) };
+  });
   // Disabled accounts get the same answer, after the same work, as a wrong password.
-  if (!verified.matches || user.disabled_at !== null) throw invalidCredentials(input.email);
+  if (!user || !verified?.matches || user.disabled_at !== null) throw invalidCredentials(input.email);
   await attempt.succeeded();
 
   if (verified.needsRehash) {
-    // Imported (werkzeug, bcrypt), outdated or un-normalised hashes become Argon2id of the NFKC form once the password is known.
-    await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(input.password), deps.clock.nowSeconds());
+    // Imported (werkzeug, bcrypt), outdated or un-normalised hashes become Argon2id of the NFKC form once the
+    // password is known. Best effort: a full hashing queue must not turn a verified login into a 503.
+    await rehash(deps, user.id, input.password);
   }
   const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) });
   return { user: toPublicUser(user), tokens };
+}
+
+async function rehash(deps: LoginDeps, userId: number, password: string): Promise<void> {
+  let passwordHash: string;
+  try {
+    passwordHash = await deps.hasher.hash(password);
+  } catch (error) {
+    if (isAppError(error, 'unavailable')) return; // the next login tries again
+    throw error;
+  }
+  await updatePasswordHash(deps.db, userId, passwordHash, deps.clock.nowSeconds());
 }
 
 /** The seed echoes the email (never the password) in the failure body. */

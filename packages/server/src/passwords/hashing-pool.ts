@@ -31,6 +31,8 @@ export interface HashingPoolOptions {
 export interface JobOptions {
   /** Aborts when the client has gone: a queued job is then dropped without running. */
   signal?: AbortSignal | undefined;
+  /** Called when a thread takes the job: from then on the password has been (or is being) checked. */
+  onStarted?: (() => void) | undefined;
 }
 
 export interface HashingPoolStats {
@@ -57,6 +59,7 @@ type Message = { kind: 'argon2_hash'; password: string; options: Argon2Options }
 interface Job {
   message: Message;
   signal: AbortSignal | undefined;
+  onStarted: (() => void) | undefined;
   onAbort: (() => void) | undefined;
   resolve(value: unknown): void;
   reject(error: Error): void;
@@ -157,6 +160,7 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
     if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
     busy.set(worker, { job, startedAt: performance.now() });
     counts.started += 1;
+    job.onStarted?.();
     worker.postMessage(job.message);
   }
 
@@ -186,13 +190,13 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
     return new AppError('unavailable', 'password hashing queue is full', { retryAfterSeconds: retryAfter });
   }
 
-  function run<T>(message: Message, signal: AbortSignal | undefined): Promise<T> {
+  function run<T>(message: Message, { signal, onStarted }: JobOptions): Promise<T> {
     if (closed) return Promise.reject(new Error('hashing pool is closed'));
     if (signal?.aborted) return Promise.reject(clientGone());
     const worker = idle.pop();
     if (!worker && queue.length >= queueMax) return Promise.reject(refuse());
     return new Promise<T>((resolve, reject) => {
-      const job: Job = { message, signal, onAbort: undefined, resolve: resolve as (value: unknown) => void, reject };
+      const job: Job = { message, signal, onStarted, onAbort: undefined, resolve: resolve as (value: unknown) => void, reject };
       if (worker) return start(worker, job);
       if (signal) {
         // Only a waiting job can be dropped; once a thread has it, the work is already paid for.
@@ -216,8 +220,8 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
   for (let index = 0; index < threads; index += 1) spawn();
 
   return {
-    hash: (password, argon2Options, jobOptions = {}) => run<string>({ kind: 'argon2_hash', password, options: argon2Options }, jobOptions.signal),
-    verify: (job, jobOptions = {}) => run<boolean>(job, jobOptions.signal),
+    hash: (password, argon2Options, jobOptions = {}) => run<string>({ kind: 'argon2_hash', password, options: argon2Options }, jobOptions),
+    verify: (job, jobOptions = {}) => run<boolean>(job, jobOptions),
     stats,
     onQueueFull(listener) {
       queueFullListeners.add(listener);
