@@ -11,10 +11,11 @@ import { metaRoutes } from './routes/meta.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
-import { answerUnknownExpectation, createClientErrorHandler, registerHostRequirement } from './client-errors.ts';
+import { answerUnknownExpectation, createClientErrorHandler } from './client-errors.ts';
 import { REDACTED_PATHS, serializeRequest } from './logging.ts';
+import { registerRequestChecks } from './request-checks.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
-import { redactUrl, registerQueryTokenRefusal } from './url-secrets.ts';
+import { redactUrl } from './url-secrets.ts';
 import { registerJsonOnly, validatorCompiler } from './validation.ts';
 
 export interface AppOptions {
@@ -64,7 +65,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     },
     // Requests the HTTP parser refuses (431, malformed) get the envelope too, written on the raw socket.
     clientErrorHandler: createClientErrorHandler(() => app.log),
-    // Node would answer a missing Host with an empty 400 of its own; registerHostRequirement answers instead.
+    // Node would answer a missing Host with an empty 400 of its own; registerRequestChecks answers instead.
     http: { requireHostHeader: false },
   });
   app.server.on('checkExpectation', answerUnknownExpectation);
@@ -76,8 +77,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
   registerJsonOnly(app);
 
   registerSecurityHeaders(app);
-  registerHostRequirement(app);
-  registerQueryTokenRefusal(app);
+  registerRequestChecks(app);
   // One line per request, and no hook at all when the level would drop it.
   if (logsRequests) {
     app.addHook('onResponse', (request, reply, done) => {

@@ -1,6 +1,6 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
 import { envelope } from './envelope.ts';
 import { SECURITY_HEADERS } from './security-headers.ts';
@@ -87,12 +87,8 @@ export function answerUnknownExpectation(_request: IncomingMessage, response: Se
  * HTTP/1.1 requires Host (RFC 9112 §3.2). Node would answer its absence with an empty 400 of its own,
  * so the server is built with requireHostHeader off and the rule is kept here, with the envelope.
  */
-export function registerHostRequirement(app: FastifyInstance): void {
-  app.addHook('onRequest', (request, reply, done) => {
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      reply.header('connection', 'close');
-      return done(new AppError('invalid_input', 'no Host header', { fieldErrors: [{ field: 'host', message: 'Host header is required' }] }));
-    }
-    done();
-  });
+export function refuseMissingHost(request: FastifyRequest, reply: FastifyReply): AppError | undefined {
+  if (request.headers.host !== undefined || request.raw.httpVersion !== '1.1') return undefined;
+  reply.header('connection', 'close');
+  return new AppError('invalid_input', 'no Host header', { fieldErrors: [{ field: 'host', message: 'Host header is required' }] });
 }

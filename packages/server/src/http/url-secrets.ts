@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
 
 /** Query parameter names whose value is a credential wherever they appear (matched case-insensitively). */
@@ -36,26 +36,20 @@ function decodeName(rawName: string): string {
   }
 }
 
-function accessTokenInQuery(): AppError {
-  return new AppError('invalid_input', 'access token in the query string', {
-    fieldErrors: [{ field: 'access_token', message: 'access tokens are not accepted in the URL' }],
-  });
-}
-
 /**
  * RFC 6750 §2.3 lets a server take `?access_token=`, and §5.3 says why not to: URLs end up in
  * logs, browser history and Referer headers. No route takes it, and a request carrying one is
  * refused rather than silently served, so the client learns to send the header instead.
  */
-export function registerQueryTokenRefusal(app: FastifyInstance): void {
-  app.addHook('onRequest', (request, reply, done) => {
-    if (request.url.indexOf('?') === -1) return done();
-    for (const name of Object.keys(request.query as Record<string, unknown>)) {
-      if (name.toLowerCase() === 'access_token') {
-        reply.header('www-authenticate', 'Bearer error="invalid_request"');
-        return done(accessTokenInQuery());
-      }
+export function refuseAccessTokenInQuery(request: FastifyRequest, reply: FastifyReply): AppError | undefined {
+  if (request.url.indexOf('?') === -1) return undefined;
+  for (const name of Object.keys(request.query as Record<string, unknown>)) {
+    if (name.toLowerCase() === 'access_token') {
+      reply.header('www-authenticate', 'Bearer error="invalid_request"');
+      return new AppError('invalid_input', 'access token in the query string', {
+        fieldErrors: [{ field: 'access_token', message: 'access tokens are not accepted in the URL' }],
+      });
     }
-    done();
-  });
+  }
+  return undefined;
 }
