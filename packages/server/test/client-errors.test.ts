@@ -49,6 +49,16 @@ describe.each(testDialects())('requests the HTTP parser refuses [%s]', (dialect)
     expect(answer.closed).toBe(true);
   });
 
+  it('answers chunk extensions over 16 KiB with a 413 envelope', async () => {
+    const extension = `;x=${'a'.repeat(20_000)}`;
+    const answer = await rawRequest(
+      port,
+      `POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2${extension}\r\n{}\r\n0\r\n\r\n`,
+    );
+    expectRawErrorEnvelope(answer, 413, 'payload too large - chunk extensions too large');
+    expect(answer.closed).toBe(true);
+  });
+
   it('answers an HTTP/1.1 request without Host with a 400 envelope; HTTP/1.0 needs none', async () => {
     const missing = await rawRequest(port, 'GET /healthz HTTP/1.1\r\n\r\n');
     expect(missing.statusLine).toMatch(/^HTTP\/1\.1 400 /);
