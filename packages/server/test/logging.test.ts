@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/http/app.ts';
 import { json, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+import { portOf, rawRequest } from './raw-http.ts';
 
 describe.each(testDialects())('logging [%s]', (dialect) => {
   let test: TestApp;
@@ -88,6 +89,9 @@ describe.each(testDialects())('logging [%s]', (dialect) => {
         '/healthz?Password=secret-e-77e2&client_secret=secret-f-77e2&api%5Fkey=secret-g-77e2',
       ];
       for (const url of urls) await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+      // Over a socket the request target arrives as sent, `#` included, and the query parser reads past it.
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      await rawRequest(portOf(app), 'GET /healthz?page=1#&token=secret-h-77e2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
 
       const output = lines.join('');
       expect(output).not.toContain(token.split('.')[2]);
@@ -99,6 +103,7 @@ describe.each(testDialects())('logging [%s]', (dialect) => {
         '/healthz?token=[redacted]&code=[redacted]&page=2',
         '/users?limit=1&refresh_token=[redacted]&id_token=[redacted]',
         '/healthz?Password=[redacted]&client_secret=[redacted]&api%5Fkey=[redacted]',
+        '/healthz?page=1#&token=[redacted]',
       ]);
     } finally {
       await app.close();

@@ -16,15 +16,14 @@ export function isSecretParameterName(name: string): boolean {
 export function redactUrl(url: string): string {
   const queryStart = url.indexOf('?');
   if (queryStart === -1) return url;
-  const fragmentStart = url.indexOf('#', queryStart);
-  const queryEnd = fragmentStart === -1 ? url.length : fragmentStart;
-  const pairs = url.slice(queryStart + 1, queryEnd).split('&');
+  // Everything after `?` counts, a `#` included: a request has no fragment, and the query parser reads past it.
+  const pairs = url.slice(queryStart + 1).split('&');
   const redacted = pairs.map((pair) => {
     const equals = pair.indexOf('=');
     const rawName = equals === -1 ? pair : pair.slice(0, equals);
     return isSecretParameterName(decodeName(rawName)) && equals !== -1 ? `${rawName}=[redacted]` : pair;
   });
-  return `${url.slice(0, queryStart + 1)}${redacted.join('&')}${url.slice(queryEnd)}`;
+  return `${url.slice(0, queryStart + 1)}${redacted.join('&')}`;
 }
 
 function decodeName(rawName: string): string {
