@@ -11,7 +11,11 @@ import { metaRoutes } from './routes/meta.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
+import { answerUnknownExpectation, createClientErrorHandler } from './client-errors.ts';
+import { REDACTED_PATHS, serializeRequest } from './logging.ts';
+import { registerRequestChecks } from './request-checks.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
+import { redactUrl } from './url-secrets.ts';
 import { registerJsonOnly, validatorCompiler } from './validation.ts';
 
 export interface AppOptions {
@@ -21,18 +25,7 @@ export interface AppOptions {
   logStream?: { write(line: string): void };
 }
 
-/** Secrets never reach a log line, whatever object a log call is given. */
-export const REDACTED_PATHS = [
-  'req.headers.authorization',
-  'req.headers["x-access-token"]',
-  'req.headers.cookie',
-  'password',
-  '*.password',
-  '*.current_password',
-  '*.new_password',
-  '*.token',
-  '*.refresh_token',
-];
+export { REDACTED_PATHS } from './logging.ts';
 
 function fastifyTrustProxy(trustProxy: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
   if (trustProxy === false) return false;
@@ -51,10 +44,11 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
       : {
           level: deps.config.logLevel,
           redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+          serializers: { req: serializeRequest },
           ...(options.logStream ? { stream: options.logStream } : {}),
         };
   const logsRequests = options.logger !== false && ['trace', 'debug', 'info'].includes(deps.config.logLevel);
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     logger,
     bodyLimit: deps.config.limits.bodyLimitBytes,
     // proxy-addr semantics: the client is the rightmost X-Forwarded-For address not in the trusted list.
@@ -69,7 +63,12 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     frameworkErrors: (error, request, reply) => {
       handleError(error, request, reply);
     },
+    // Requests the HTTP parser refuses (431, malformed) get the envelope too, written on the raw socket.
+    clientErrorHandler: createClientErrorHandler(() => app.log),
+    // Node would answer a missing Host with an empty 400 of its own; registerRequestChecks answers instead.
+    http: { requireHostHeader: false },
   });
+  app.server.on('checkExpectation', answerUnknownExpectation);
 
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(handleError);
@@ -78,10 +77,11 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
   registerJsonOnly(app);
 
   registerSecurityHeaders(app);
+  registerRequestChecks(app);
   // One line per request, and no hook at all when the level would drop it.
   if (logsRequests) {
     app.addHook('onResponse', (request, reply, done) => {
-      request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+      request.log.info({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
       done();
     });
   }
