@@ -13,6 +13,20 @@ export interface Config {
   port: number;
   databaseUrl: string;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis. */
+  redisKeyPrefix: string;
+  /** Worker processes (node:cluster) on one port; 1 = no cluster. */
+  workers: number;
+  /** How often each process re-reads revocations from the database (the safety net beside pub/sub). */
+  revocationSyncIntervalMs: number;
+  /** Rotate the signing key on a schedule; undefined = only by command. */
+  keyRotationDays: number | undefined;
+  databaseTimeouts: {
+    /** Give up opening a connection after this long (then 503). */
+    connectMs: number;
+    /** Give up on a query after this long (then 503). */
+    queryMs: number;
+  };
   jwt: {
     algorithm: JwtAlgorithm;
     /** HS256 only; never logged. */
@@ -110,6 +124,20 @@ class EnvReader {
     return seconds;
   }
 
+  /** Milliseconds from a duration such as 500ms, 2s or 1m; a bare number is seconds, as elsewhere. */
+  durationMs(name: string, fallbackMs: number, minMs: number, maxMs: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallbackMs;
+    const match = /^(\d+)\s*(ms|s|m)?$/i.exec(value);
+    const unitMs = { ms: 1, s: 1000, m: 60_000 }[(match?.[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm'];
+    const milliseconds = match ? Number(match[1]) * unitMs : NaN;
+    if (!Number.isSafeInteger(milliseconds) || milliseconds < minMs || milliseconds > maxMs) {
+      this.problems.push(`${name} must be a duration from ${minMs}ms to ${maxMs}ms, like 500ms, 2s or 1m (got "${value}")`);
+      return fallbackMs;
+    }
+    return milliseconds;
+  }
+
   /** Bytes, or a size such as 64kb, 1mb. */
   size(name: string, fallback: number, min: number, max: number): number {
     const value = this.raw(name);
@@ -183,6 +211,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     read.problems.push('KEY_ENCRYPTION_SECRET_PREVIOUS needs KEY_ENCRYPTION_SECRET (the new secret) as well');
   }
 
+  const workers = readWorkers(read);
   const minLength = read.integer('PASSWORD_MIN_LENGTH', 15, 1, 128);
   const loginMaxFailures = read.integer('LOGIN_MAX_FAILURES', 10, 1, 1_000_000_000);
   const maxLength = read.integer('PASSWORD_MAX_LENGTH', 1024, 128, 4096);
@@ -196,6 +225,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     port: read.integer('PORT', 2000, 0, 65535),
     databaseUrl,
     redisUrl: read.url('REDIS_URL', undefined, ['redis:', 'rediss:']),
+    redisKeyPrefix: read.string('REDIS_KEY_PREFIX', 'gatehouse:'),
+    workers,
+    revocationSyncIntervalMs: read.durationMs('REVOCATION_SYNC_INTERVAL', 500, 100, 60_000),
+    keyRotationDays: read.raw('KEY_ROTATION_DAYS') === undefined ? undefined : read.integer('KEY_ROTATION_DAYS', 90, 1, 3650),
+    databaseTimeouts: {
+      connectMs: read.durationMs('DB_CONNECT_TIMEOUT', 3000, 100, 120_000),
+      queryMs: read.durationMs('DB_QUERY_TIMEOUT', 5000, 100, 600_000),
+    },
     jwt: {
       algorithm,
       secret: algorithm === 'HS256' ? secret : undefined,
@@ -215,7 +252,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       ipv6PrefixLength: read.integer('IPV6_PREFIX_LENGTH', 64, 1, 128),
     },
     hashing: {
-      poolSize: read.integer('HASH_POOL_SIZE', availableParallelism(), 1, 256),
+      // Each worker process has its own threads: by default the cores are shared out among the workers.
+      poolSize: read.integer('HASH_POOL_SIZE', Math.max(1, Math.floor(availableParallelism() / workers)), 1, 256),
       queueMax: read.integer('HASH_QUEUE_MAX', 64, 1, 1_000_000),
     },
     sessions: {
@@ -237,6 +275,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);
+}
+
+/** WORKERS: a number, or `auto` for one per core. */
+function readWorkers(read: EnvReader): number {
+  const value = read.raw('WORKERS');
+  if (value?.toLowerCase() === 'auto') return availableParallelism();
+  return read.integer('WORKERS', 1, 1, 256);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import { createMemoryCounterStore, type CounterStore } from './abuse/counter-store.ts';
-import { createMemoryLockoutStore, type LockoutStore } from './abuse/lockout-store.ts';
+import type { CounterStore } from './abuse/counter-store.ts';
+import type { LockoutStore } from './abuse/lockout-store.ts';
 import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
 import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -12,6 +12,7 @@ import { createDb, type DbOptions, type DialectName } from './storage/db.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
 import { createDenylist, type Denylist } from './tokens/denylist.ts';
+import { createSharedState, type SharedState, type SharedStateLog } from './shared/index.ts';
 import { createUserStatusCache, type UserStatusCache } from './users/status-cache.ts';
 
 /** Everything the domain and HTTP layers use, wired in one place. */
@@ -28,6 +29,8 @@ export interface Deps {
   keys: KeyStore;
   accessTokens: AccessTokens;
   denylist: Denylist;
+  /** Counters, lockouts and revocation news shared with the other workers and instances. */
+  shared: SharedState;
   counters: CounterStore;
   lockouts: LockoutStore;
   ipRateLimiter: IpRateLimiter;
@@ -47,7 +50,11 @@ export interface DepsOverrides {
   onDatabaseConnectionLost?: DbOptions['onConnectionLost'];
   /** Argon2 cost of the hasher built from config (tests pass cheap parameters); OWASP's by default. */
   argon2Parameters?: Argon2Parameters;
+  /** Where shared-state warnings go (Redis down, fallback); stderr by default. */
+  sharedStateLog?: SharedStateLog;
 }
+
+const stderrLog: SharedStateLog = (level, fields, message) => process.stderr.write(`gatehouse: ${level}: ${message} ${JSON.stringify(fields)}\n`);
 
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
@@ -66,8 +73,10 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     );
     const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });
     await denylist.sync();
-    const counters = createMemoryCounterStore();
-    const lockouts = createMemoryLockoutStore();
+    const shared = await createSharedState(config, overrides.sharedStateLog ?? stderrLog);
+    // Revocations made by other workers and instances reach this process's denylist at once.
+    shared.revocations.subscribe((event) => denylist.addSessions(event.sessionIds, event.revokedAt));
+    const { counters, lockouts } = shared;
     const { loginMaxFailures, loginMaxFailuresPerAccount } = config.limits;
     return {
       config,
@@ -83,6 +92,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       keys,
       accessTokens: createAccessTokens({ keys, clock, config }),
       denylist,
+      shared,
       counters,
       lockouts,
       ipRateLimiter: createIpRateLimiter({ store: counters, clock, limitPerMinute: config.limits.rateLimitPerMinute }),
@@ -99,6 +109,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       async close() {
         // An injected hasher belongs to the caller (tests share one across apps).
         if (!overrides.hasher) await hasher.close();
+        await shared.close();
         await database.close();
       },
     };

@@ -25,6 +25,10 @@ async function main(): Promise<void> {
       if (log) log.warn(fields, 'database connection lost; the pool reconnects on demand');
       else process.stderr.write(`gatehouse: database connection lost: ${error.message}\n`);
     },
+    sharedStateLog: (level, fields, message) => {
+      if (log) log[level](fields, message);
+      else process.stderr.write(`gatehouse: ${level}: ${message}\n`);
+    },
   });
   const app = await buildApp(deps);
   log = app.log;
@@ -34,7 +38,7 @@ async function main(): Promise<void> {
   if (created) app.log.warn({ database: { dialect, location } }, `created a new, empty database at ${location}`);
   const backgroundTasks = startBackgroundTasks(
     { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
-    { syncIntervalMs: 5_000, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
+    { syncIntervalMs: config.revocationSyncIntervalMs, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
   );
   let closing = false;
   const shutdown = async (signal: NodeJS.Signals) => {
@@ -54,9 +58,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 
-  if (config.redisUrl) {
-    app.log.warn('REDIS_URL is set, but this version keeps rate-limit counters and the denylist in memory, per instance');
-  }
   await app.listen({ host: config.host, port: config.port });
 }
 

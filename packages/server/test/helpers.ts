@@ -29,6 +29,15 @@ export function testDialects(): DialectName[] {
   return available.filter((name) => !wanted || wanted.includes(name));
 }
 
+/**
+ * The Redis server for suites that need one (TEST_REDIS_URL), and a key prefix of the test's own so
+ * runs sharing that server never see each other's counters or messages. Suites without it skip.
+ */
+export function testRedis(): { url: string; keyPrefix: string } | undefined {
+  const url = process.env.TEST_REDIS_URL;
+  return url ? { url, keyPrefix: `gh_test_${randomBytes(6).toString('hex')}:` } : undefined;
+}
+
 export async function createTestDatabase(dialect: DialectName): Promise<TestDatabase> {
   if (dialect === 'sqlite') {
     const directory = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));

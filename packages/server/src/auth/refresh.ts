@@ -6,10 +6,10 @@ import { findUserById } from '../storage/users.ts';
 import type { Denylist } from '../tokens/denylist.ts';
 import { deriveChildRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '../tokens/refresh-tokens.ts';
 import { parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
-import { revokeAndDeny } from './revocation.ts';
+import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
 import { sessionExpiresAt, type SessionDeps, type SessionTokens } from './sessions.ts';
 
-export interface RefreshDeps extends SessionDeps {
+export interface RefreshDeps extends SessionDeps, RevocationDeps {
   denylist: Denylist;
   refreshDerivationSecret: Buffer;
 }

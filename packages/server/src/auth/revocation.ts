@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import { revokeSessions } from '../storage/sessions.ts';
 import type { Database } from '../storage/schema.ts';
+import type { RevocationBus } from '../shared/index.ts';
 import type { Denylist } from '../tokens/denylist.ts';
 
 export type RevocationReason = 'logout' | 'logout_all' | 'password_change' | 'refresh_token_reuse' | 'account_disabled';
@@ -10,9 +11,10 @@ export interface RevocationDeps {
   db: Kysely<Database>;
   clock: Clock;
   denylist: Denylist;
+  shared: { revocations: RevocationBus };
 }
 
-/** Revokes sessions in the database (the source of truth), then refuses their access tokens at once in this process. */
+/** Revokes sessions in the database (the source of truth), refuses their access tokens at once here, and tells the other processes. */
 export async function revokeAndDeny(
   deps: RevocationDeps,
   filter: { sessionId?: string; userId?: number; exceptSessionId?: string },
@@ -21,5 +23,7 @@ export async function revokeAndDeny(
   const now = deps.clock.nowSeconds();
   const revoked = await revokeSessions(deps.db, filter, now, reason);
   deps.denylist.addSessions(revoked, now);
+  // The other workers and instances hear of it now rather than at their next database sync.
+  if (revoked.length > 0) deps.shared.revocations.publish({ sessionIds: revoked, revokedAt: now });
   return revoked;
 }
