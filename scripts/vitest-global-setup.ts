@@ -11,11 +11,13 @@ export function postgresSkipReason(env: NodeJS.ProcessEnv): string | undefined {
 
 export default function setup(): () => void {
   const skipReason = postgresSkipReason(process.env);
-  const line = skipReason
+  const postgresLine = skipReason
     ? `PostgreSQL suites skipped: ${skipReason} (only SQLite was tested)`
     : 'PostgreSQL suites included (TEST_DATABASE_URL is set)';
-  if (skipReason && process.env.CI === 'true') {
-    throw new Error(`${line}; CI must test PostgreSQL too: set TEST_DATABASE_URL=postgres://…`);
+  const redisLine = process.env.TEST_REDIS_URL ? 'Redis suites included (TEST_REDIS_URL is set)' : 'Redis suites skipped: TEST_REDIS_URL is not set';
+  const line = `${postgresLine}; ${redisLine}`;
+  if ((skipReason || !process.env.TEST_REDIS_URL) && process.env.CI === 'true') {
+    throw new Error(`${line}; CI must test PostgreSQL and Redis too: set TEST_DATABASE_URL=postgres://… and TEST_REDIS_URL=redis://…`);
   }
   const runtime = `Node ${process.version}`;
   console.log(`\n${runtime}; ${line}\n`);
