@@ -20,7 +20,7 @@ describe.each(testDialects())('security headers [%s]', (dialect) => {
   afterAll(() => test.close());
 
   it('are on normal answers, each with its exact value', async () => {
-    for (const url of ['/', '/healthz', '/readyz', '/.well-known/openid-configuration']) {
+    for (const url of ['/', '/healthz', '/readyz']) {
       const response = await test.app.inject({ method: 'GET', url });
       expect(response.statusCode, url).toBe(200);
       expectSecurityHeaders(response);
@@ -58,12 +58,14 @@ describe.each(testDialects())('security headers [%s]', (dialect) => {
     expectSecurityHeaders(signup);
   });
 
-  it('are on the JWKS too, which alone may be cached', async () => {
-    const jwks = await test.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
-    expect(jwks.statusCode).toBe(200);
-    for (const [name, value] of Object.entries(EXPECTED_SECURITY_HEADERS)) {
-      if (name !== 'cache-control') expect(jwks.headers[name], name).toBe(value);
+  it('are on the public discovery documents too, which alone may be cached', async () => {
+    for (const url of ['/.well-known/jwks.json', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+      const response = await test.app.inject({ method: 'GET', url });
+      expect(response.statusCode, url).toBe(200);
+      for (const [name, value] of Object.entries(EXPECTED_SECURITY_HEADERS)) {
+        if (name !== 'cache-control') expect(response.headers[name], `${name} on ${url}`).toBe(value);
+      }
+      expect(response.headers['cache-control'], url).toMatch(/^public, max-age=\d+/);
     }
-    expect(jwks.headers['cache-control']).toMatch(/^public, max-age=\d+/);
   });
 });
