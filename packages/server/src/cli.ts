@@ -12,10 +12,15 @@ const USAGE = `usage: gatehouse <command>
   keys list        list signing keys still published in the JWKS
   keys rotate      create a new signing key; the old one stays published until its tokens expire
   keys reencrypt   re-encrypt every signing key and server secret under KEY_ENCRYPTION_SECRET
-                   (from plaintext, or from KEY_ENCRYPTION_SECRET_PREVIOUS when rotating it)`;
+                   (from plaintext, or from KEY_ENCRYPTION_SECRET_PREVIOUS when rotating it)
+  db copy --from <url> --to <url> [--force]
+                   copy every row (e.g. sqlite:./data/gatehouse.db → postgres://…), verified by row counts
+                   and checksums; refuses a non-empty target unless --force (which replaces its rows)`;
 
 /** Operator commands; each reads the same environment as the service. */
 async function run(argv: string[]): Promise<number> {
+  // Its own options (--from, --to…); it names both databases instead of reading DATABASE_URL.
+  if (argv[0] === 'db' && argv[1] === 'copy') return (await import('./storage/copy.ts')).runDbCopy(argv.slice(2));
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
   const command = positionals.join(' ');
   if (command === 'serve') {

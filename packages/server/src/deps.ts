@@ -8,7 +8,8 @@ import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
 import { createPasswordHasher, createPasswordPolicy, OWASP_ARGON2ID, type Argon2Parameters, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
-import { createDb, type DbOptions, type DialectName } from './storage/db.ts';
+import type { DbOptions, DialectName } from './storage/db.ts';
+import { openDatabaseWithRetry, type DatabaseRetryOptions } from './storage/open-with-retry.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
 import { createDenylist, type Denylist } from './tokens/denylist.ts';
@@ -52,19 +53,30 @@ export interface DepsOverrides {
   argon2Parameters?: Argon2Parameters;
   /** Where shared-state warnings go (Redis down, fallback); stderr by default. */
   sharedStateLog?: SharedStateLog;
+  /** Waiting for an unreachable database at start: where each retry is told (stderr by default), a signal to stop waiting. */
+  databaseRetry?: DatabaseRetryOptions;
 }
 
 const stderrLog: SharedStateLog = (level, fields, message) => process.stderr.write(`gatehouse: ${level}: ${message} ${JSON.stringify(fields)}\n`);
 
+/** The start-up line an operator reads while the database is away. */
+export function databaseRetryMessage(notice: { location: string; code: string | undefined; delayMs: number }): string {
+  return `database unreachable at ${notice.location} (${notice.code ?? 'no answer'}); retrying in ${notice.delayMs / 1000} s`;
+}
+
 export async function createDeps(config: Readonly<Config>, overrides: DepsOverrides = {}): Promise<Deps> {
   const clock = overrides.clock ?? systemClock;
-  const database = await createDb(config.databaseUrl, overrides.onDatabaseConnectionLost ? { onConnectionLost: overrides.onDatabaseConnectionLost } : {});
+  const { database, migration } = await openDatabaseWithRetry(config.databaseUrl, {
+    timeouts: config.databaseTimeouts,
+    ...(overrides.onDatabaseConnectionLost ? { onConnectionLost: overrides.onDatabaseConnectionLost } : {}),
+    retry: { onRetry: (notice) => stderrLog('warn', { ...notice }, databaseRetryMessage(notice)), ...overrides.databaseRetry },
+  });
   // After the database opens: a failed open then leaves no hashing threads behind.
   const hasher =
     overrides.hasher ??
     createPasswordHasher(overrides.argon2Parameters ?? OWASP_ARGON2ID, { threads: config.hashing.poolSize, queueMax: config.hashing.queueMax });
   try {
-    const { createdDatabase } = await database.migrate();
+    const { createdDatabase } = migration;
     const db = database.kysely;
     const keys = await openKeyStore({ db, clock, config });
     const refreshDerivationSecret = await loadServerSecret(

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationResultSet } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type MigrationResultSet, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
@@ -31,6 +31,11 @@ export interface DbOptions {
    * pg_terminate_backend). The pool replaces it by itself; this is for the log.
    */
   onConnectionLost?: (error: Error & { code?: string }) => void;
+  /**
+   * Bounds on opening a connection and on each query, so requests fail fast (503) while the database
+   * is unreachable instead of hanging. Migrations run without the query bound. Unset: 5 s to connect, no query bound.
+   */
+  timeouts?: { connectMs: number; queryMs: number };
 }
 
 const INT8_OID = 20;
@@ -39,16 +44,13 @@ const FIRST_MIGRATION = Object.keys(migrations).sort()[0];
 /** Opens the database named by the URL; only the driver it needs is loaded (pg alone costs ~10 MB). */
 export async function createDb(databaseUrl: string, options: DbOptions = {}): Promise<Db> {
   const dialect: DialectName = databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres';
+  const location = await databaseLocation(databaseUrl);
   let kysely: Kysely<Database>;
-  let location: string;
   if (dialect === 'sqlite') {
     const filePath = databaseUrl.slice('sqlite:'.length);
-    location = filePath === ':memory:' ? ':memory:' : resolve(filePath);
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath) }) });
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath, options.timeouts?.queryMs) }) });
   } else {
-    const opened = await openPostgresPool(databaseUrl, options);
-    location = opened.location;
-    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: opened.pool }) });
+    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: await openPostgresPool(databaseUrl, options) }) });
   }
 
   return {
@@ -56,25 +58,48 @@ export async function createDb(databaseUrl: string, options: DbOptions = {}): Pr
     dialect,
     location,
     async migrate() {
-      // Kysely looks for its bookkeeping tables in every schema; pin them to ours (search_path may name another).
-      const migrationTableSchema =
-        dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(kysely)).rows[0]?.schema : undefined;
-      const migrator = new Migrator({
-        db: kysely,
-        provider: { getMigrations: async () => migrations },
-        ...(migrationTableSchema ? { migrationTableSchema } : {}),
-      });
-      const result = await migrator.migrateToLatest();
-      if (result.error) throw result.error;
-      const createdDatabase = result.results?.some((migration) => migration.migrationName === FIRST_MIGRATION && migration.status === 'Success') ?? false;
-      return { ...result, createdDatabase };
+      // A migration may rightly take longer than a request's query bound: PostgreSQL migrates on a connection of its own without it.
+      if (dialect === 'sqlite' || !options.timeouts) return migrateToLatest(kysely);
+      const migrationDb = await createDb(databaseUrl, { timeouts: { connectMs: options.timeouts.connectMs, queryMs: 0 } });
+      try {
+        return await migrateToLatest(migrationDb.kysely);
+      } finally {
+        await migrationDb.close();
+      }
     },
     ping: () => pingDatabase(kysely),
     close: () => kysely.destroy(),
   };
 }
 
-async function openSqlite(filePath: string) {
+async function migrateToLatest(kysely: Kysely<Database>): Promise<MigrationOutcome> {
+  const isPostgres = kysely.getExecutor().adapter instanceof PostgresAdapter;
+  // Kysely looks for its bookkeeping tables in every schema; pin them to ours (search_path may name another).
+  const migrationTableSchema = isPostgres ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(kysely)).rows[0]?.schema : undefined;
+  const migrator = new Migrator({
+    db: kysely,
+    provider: { getMigrations: async () => migrations },
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
+  });
+  const result = await migrator.migrateToLatest();
+  if (result.error) throw result.error;
+  const createdDatabase = result.results?.some((migration) => migration.migrationName === FIRST_MIGRATION && migration.status === 'Success') ?? false;
+  return { ...result, createdDatabase };
+}
+
+/** Where the data lives, for operators: an absolute SQLite path or PostgreSQL host:port/database (never credentials). */
+export async function databaseLocation(databaseUrl: string): Promise<string> {
+  if (databaseUrl.startsWith('sqlite:')) {
+    const filePath = databaseUrl.slice('sqlite:'.length);
+    return filePath === ':memory:' ? ':memory:' : resolve(filePath);
+  }
+  const { default: pg } = await import('pg');
+  // pg's own parsing (URL, then PG* variables, then defaults) names the server; constructing a client does not connect.
+  const { host, port, database } = new pg.Client({ connectionString: databaseUrl });
+  return `${host}:${port}/${database}`;
+}
+
+async function openSqlite(filePath: string, busyTimeoutMs = 5000) {
   const { default: BetterSqlite } = await import('better-sqlite3');
   const isMemory = filePath === ':memory:';
   if (!isMemory) mkdirSync(dirname(resolve(filePath)), { recursive: true });
@@ -83,7 +108,7 @@ async function openSqlite(filePath: string) {
   // FULL: a 201 from signup must survive a power cut, not only a process crash.
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
-  database.pragma('busy_timeout = 5000');
+  database.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`);
   // Kysely prepares every query it runs; keep each distinct statement prepared once.
   // Safe because Kysely's SQLite driver runs one query at a time on its single connection.
   const statements = new Map<string, SqliteDatabase.Statement>();
@@ -103,15 +128,17 @@ async function openSqlite(filePath: string) {
   };
 }
 
-async function openPostgresPool(databaseUrl: string, options: DbOptions): Promise<{ pool: pg.Pool; location: string }> {
+async function openPostgresPool(databaseUrl: string, options: DbOptions): Promise<PostgresPool> {
   const { default: pg } = await import('pg');
-  // pg's own parsing (URL, then PG* variables, then defaults) names the server; constructing a client does not connect.
-  const { host, port, database } = new pg.Client({ connectionString: databaseUrl });
+  const queryMs = options.timeouts?.queryMs ?? 0;
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: 10,
     // A dead or unreachable server fails the request (503) instead of queueing it forever.
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.timeouts?.connectMs ?? 5_000,
+    // Both sides bound a query: the server cancels a slow one (lock waits), the client gives up on
+    // a server or network that went silent (no answer ever comes). 0 = unbounded.
+    ...(queryMs > 0 ? { query_timeout: queryMs, statement_timeout: queryMs } : {}),
     idleTimeoutMillis: 30_000,
     // Finds connections a failover or a NAT silently dropped, instead of waiting on them.
     keepAlive: true,
@@ -135,7 +162,39 @@ async function openPostgresPool(databaseUrl: string, options: DbOptions): Promis
   };
   pool.on('connect', (client) => client.on('error', (error) => report(client, error)));
   pool.on('error', (error, client) => report(client, error));
-  return { pool, location: `${host}:${port}/${database}` };
+  return discardingTimedOutClients(pool);
+}
+
+/**
+ * After pg's client-side query timeout the connection still waits for that query's answer, so
+ * every later query on it would time out too: such a connection is destroyed on release, not pooled.
+ */
+function discardingTimedOutClients(pool: pg.Pool): PostgresPool {
+  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let wrapper = wrappers.get(client);
+      if (!wrapper) {
+        let timedOut = false;
+        wrapper = {
+          query: ((...args: unknown[]) => {
+            const result = (client.query as (...queryArgs: unknown[]) => unknown)(...args);
+            if (result instanceof Promise) result.catch((error: unknown) => (timedOut ||= isQueryTimeout(error)));
+            return result;
+          }) as PostgresPoolClient['query'],
+          release: (destroy?: boolean) => client.release(destroy || timedOut),
+        };
+        wrappers.set(client, wrapper);
+      }
+      return wrapper;
+    },
+    end: () => pool.end(),
+  };
+}
+
+function isQueryTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === QUERY_READ_TIMEOUT;
 }
 
 /** Cheap round trip for readiness checks. */
@@ -152,23 +211,28 @@ export function isUniqueViolation(error: unknown): boolean {
 /** Client-side connection failures: nothing wrong with the request, the database is away for now. */
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** pg raises these without a code when a connection ends, times out, or has already failed. */
+const QUERY_READ_TIMEOUT = 'Query read timeout';
 const CONNECTION_ERROR_MESSAGES = [
+  QUERY_READ_TIMEOUT,
   'Connection terminated',
   'Client has encountered a connection error and is not queryable',
   'timeout exceeded when trying to connect',
+  // Kysely, once the database has been closed (shutting down): a late request is told to come back, not a 500.
+  'driver has already been destroyed',
 ];
 
 /**
  * True when the error says the database cannot be reached or cannot serve now (a retry may succeed):
  * a dropped or refused PostgreSQL connection, SQLSTATE class 08 (connection exception), 57P01-57P03
  * (administrator shutdown, crash shutdown, cannot connect now), 53300 (too many connections),
+ * 57014 (our statement_timeout cancelled a query, e.g. one stuck behind a lock), pg's own query timeout,
  * or a SQLite database still locked by another writer after busy_timeout.
  */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (!error || typeof error !== 'object' || depth > 3) return false;
   const { code, message, cause, errors } = error as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
   if (typeof code === 'string') {
-    if (CONNECTION_ERROR_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || code === '53300') return true;
+    if (CONNECTION_ERROR_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || code === '53300' || code === '57014') return true;
     if (code.startsWith('SQLITE_BUSY')) return true;
   }
   if (typeof message === 'string' && CONNECTION_ERROR_MESSAGES.some((known) => message.startsWith(known))) return true;

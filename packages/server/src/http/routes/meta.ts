@@ -4,7 +4,10 @@ import type { Deps } from '../../deps.ts';
 import { pingDatabase } from '../../storage/db.ts';
 import { envelope, EnvelopeSchema } from '../envelope.ts';
 
+/** A ping slower than this counts as down, whatever the connect timeout: probes expect a quick answer. */
 const READY_TIMEOUT_MS = 2000;
+/** { database: 'up' | 'down' } and each shared dependency, e.g. redis. */
+const ReadinessSchema = Type.Object({ database: Type.String() }, { additionalProperties: Type.String() });
 
 /** Liveness, readiness and the seed's greeting. */
 export async function metaRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
@@ -21,17 +24,19 @@ export async function metaRoutes(app: FastifyInstance, deps: Deps): Promise<void
     {
       schema: {
         tags: ['health'],
-        summary: 'Readiness: the database answers',
-        response: { 200: EnvelopeSchema(Type.Object({ database: Type.String() })), 503: EnvelopeSchema(Type.Object({ database: Type.String() })) },
+        summary: 'Readiness: the database answers (503 when not); shared dependencies such as Redis are reported, and being down only degrades',
+        response: { 200: EnvelopeSchema(ReadinessSchema), 503: EnvelopeSchema(ReadinessSchema) },
       },
     },
     async (_request, reply) => {
       const database = await withTimeout(pingDatabase(deps.db), READY_TIMEOUT_MS).then(
-        () => 'up',
-        () => 'down',
+        () => 'up' as const,
+        () => 'down' as const,
       );
-      if (database === 'up') return envelope(200, 'ready', { database });
-      return reply.code(503).send(envelope(503, 'not ready', { database }));
+      // Redis down is a documented degrade (per-process counters, database sync): still ready, with the detail.
+      const data = { database, ...deps.shared.status() };
+      if (database === 'up') return envelope(200, 'ready', data);
+      return reply.code(503).send(envelope(503, 'not ready', data));
     },
   );
 }
