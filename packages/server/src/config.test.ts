@@ -22,6 +22,11 @@ describe('loadConfig', () => {
       port: 2000,
       databaseUrl: 'sqlite:./data/gatehouse.db',
       redisUrl: undefined,
+      redisKeyPrefix: 'gatehouse:',
+      workers: 1,
+      revocationSyncIntervalMs: 500,
+      keyRotationDays: undefined,
+      databaseTimeouts: { connectMs: 3000, queryMs: 5000 },
       jwt: {
         algorithm: 'EdDSA',
         secret: undefined,
@@ -91,6 +96,30 @@ describe('loadConfig', () => {
       keyEncryptionSecret: 'k'.repeat(32),
       logLevel: 'debug',
     });
+  });
+
+  it('reads the scale-out settings: WORKERS (a number or auto), durations in ms, s or m', () => {
+    const config = loadConfig({
+      WORKERS: '3',
+      REDIS_KEY_PREFIX: 'team-a:',
+      REVOCATION_SYNC_INTERVAL: '250ms',
+      KEY_ROTATION_DAYS: '30',
+      DB_CONNECT_TIMEOUT: '2s',
+      DB_QUERY_TIMEOUT: '1m',
+    });
+    expect(config).toMatchObject({
+      workers: 3,
+      redisKeyPrefix: 'team-a:',
+      revocationSyncIntervalMs: 250,
+      keyRotationDays: 30,
+      databaseTimeouts: { connectMs: 2000, queryMs: 60_000 },
+    });
+    expect(loadConfig({ WORKERS: 'auto' }).workers).toBe(availableParallelism());
+    // Each worker has its own hashing threads: by default the cores are shared out.
+    expect(loadConfig({ WORKERS: String(availableParallelism()) }).hashing.poolSize).toBe(1);
+    for (const [name, value] of [['WORKERS', '0'], ['WORKERS', 'many'], ['REVOCATION_SYNC_INTERVAL', '10ms'], ['DB_QUERY_TIMEOUT', 'soon'], ['KEY_ROTATION_DAYS', '0']]) {
+      expect(configError({ [name!]: value! }).problems[0]).toContain(name);
+    }
   });
 
   it('raises the per-account failure budget with LOGIN_MAX_FAILURES unless it is set', () => {
