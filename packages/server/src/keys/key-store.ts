@@ -113,15 +113,15 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
   }
 
   /**
-   * Every older key still unretired stops signing when the newest starts, and stays published until
+   * Every older key still signing past the newest key's activation stops when the newest starts, and stays published until
    * its last token has expired. Whoever reads the table first writes it (the same values on every
    * instance), so a rotation cut short between its insert and this update is finished by the next reload.
    */
   async function retireSuperseded(rows: SigningKeyRow[], newest: SigningKeyRow): Promise<void> {
     const generation = newest.generation ?? 0;
-    const superseded = rows.filter((row) => row.retired_at === null && (row.generation ?? 0) < generation);
-    if (superseded.length === 0) return;
     const retiredAt = activationOf(newest);
+    const superseded = rows.filter((row) => signsPast(row, retiredAt) && (row.generation ?? 0) < generation);
+    if (superseded.length === 0) return;
     const expiresAt = publishedUntil(retiredAt, jwt.accessTokenTtlSeconds);
     await retireKeysBefore(deps.db, { generation, retiredAt, expiresAt });
     for (const row of superseded) Object.assign(row, { retired_at: retiredAt, expires_at: expiresAt });
@@ -170,7 +170,7 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
   /** Inserts the next key and reloads; undefined when a concurrent rotation won. */
   async function rotateAfter(newest: SigningKeyRow | undefined, activatesAt: number): Promise<RotationTimeline | undefined> {
     const now = deps.clock.nowSeconds();
-    const replaced = (await listVerificationKeys(deps.db, now)).filter((row) => row.retired_at === null);
+    const replaced = (await listVerificationKeys(deps.db, now)).filter((row) => signsPast(row, activatesAt));
     const created = await createKey(newest, activatesAt);
     await load();
     if (!created) return undefined;
@@ -226,6 +226,11 @@ export async function openKeyStore(deps: KeyStoreDeps): Promise<KeyStore> {
       return rotateAfter(newest, now + KEY_ACTIVATION_DELAY_SECONDS);
     },
   };
+}
+
+/** True when the key is not retired by `moment`: a key taking over then replaces it. */
+function signsPast(row: SigningKeyRow, moment: number): boolean {
+  return row.retired_at === null || row.retired_at > moment;
 }
 
 /**

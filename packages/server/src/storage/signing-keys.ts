@@ -36,7 +36,10 @@ export async function insertSigningKey(db: Kysely<Database>, row: SigningKeyRow)
   await db.insertInto('signing_keys').values(row).execute();
 }
 
-/** Every key older than `generation` still unretired stops signing at `retiredAt`; idempotent. */
+/**
+ * Every key older than `generation` that would sign past `retiredAt` (unretired, or retired later:
+ * an emergency rotation cuts a pending handover short) stops at `retiredAt`; idempotent.
+ */
 export async function retireKeysBefore(
   db: Kysely<Database>,
   options: { generation: number; retiredAt: number; expiresAt: number },
@@ -44,7 +47,7 @@ export async function retireKeysBefore(
   await db
     .updateTable('signing_keys')
     .set({ retired_at: options.retiredAt, expires_at: options.expiresAt })
-    .where('retired_at', 'is', null)
+    .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', options.retiredAt)]))
     .where(byGenerationDesc, '<', options.generation)
     .execute();
 }
