@@ -1,16 +1,15 @@
 import { parseArgs } from 'node:util';
-import { systemClock } from './clock.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { openKeyStore } from './keys/key-store.ts';
-import { reencryptAtRest } from './keys/reencrypt.ts';
+import { runKeysCommand } from './keys/commands.ts';
 import { createDb } from './storage/db.ts';
-import { listVerificationKeys } from './storage/signing-keys.ts';
 
 const USAGE = `usage: gatehouse <command>
   serve            start the service (same as npm start)
   migrate          apply pending database migrations
   keys list        list signing keys still published in the JWKS
-  keys rotate      create a new signing key; the old one stays published until its tokens expire
+  keys rotate      publish a new signing key now; every instance signs with it 10 minutes later,
+                   and the old one stays published until its last token expires
+  keys rotate --now  the new key signs at once (a compromised key)
   keys reencrypt   re-encrypt every signing key and server secret under KEY_ENCRYPTION_SECRET
                    (from plaintext, or from KEY_ENCRYPTION_SECRET_PREVIOUS when rotating it)
   db copy --from <url> --to <url> [--force]
@@ -21,13 +20,14 @@ const USAGE = `usage: gatehouse <command>
 async function run(argv: string[]): Promise<number> {
   // Its own options (--from, --to…); it names both databases instead of reading DATABASE_URL.
   if (argv[0] === 'db' && argv[1] === 'copy') return (await import('./storage/copy.ts')).runDbCopy(argv.slice(2));
+  if (argv[0] === 'keys') return runKeysCommand(argv.slice(1), USAGE);
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
   const command = positionals.join(' ');
   if (command === 'serve') {
     await import('./main.ts');
     return -1; // keep running
   }
-  if (!['migrate', 'keys list', 'keys rotate', 'keys reencrypt'].includes(command)) {
+  if (!['migrate'].includes(command)) {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
@@ -36,31 +36,8 @@ async function run(argv: string[]): Promise<number> {
   const database = await createDb(config.databaseUrl);
   try {
     const result = await database.migrate();
-    if (command === 'migrate') {
-      const applied = result.results?.filter((migration) => migration.status === 'Success').map((migration) => migration.migrationName) ?? [];
-      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
-      return 0;
-    }
-    if (command === 'keys reencrypt') {
-      // Before opening the key store, which would need every record readable already.
-      const report = await reencryptAtRest(database.kysely, config);
-      process.stdout.write(
-        `re-encrypted under KEY_ENCRYPTION_SECRET: ${report.signingKeys} signing keys, ${report.serverSecrets} server secrets ` +
-          `(were plaintext: ${report.from.plaintext}, under KEY_ENCRYPTION_SECRET_PREVIOUS: ${report.from.previous}, ` +
-          `already under KEY_ENCRYPTION_SECRET: ${report.from.current})\n`,
-      );
-      return 0;
-    }
-    const keys = await openKeyStore({ db: database.kysely, clock: systemClock, config });
-    if (command === 'keys rotate') {
-      const kid = await keys.rotate();
-      process.stdout.write(`new signing key ${kid} (${config.jwt.algorithm}); running instances sign with it within a minute\n`);
-      return 0;
-    }
-    for (const row of await listVerificationKeys(database.kysely, systemClock.nowSeconds())) {
-      const state = row.retired_at === null ? 'active' : `retired, published until ${new Date(Number(row.expires_at) * 1000).toISOString()}`;
-      process.stdout.write(`${row.kid}  ${row.algorithm}  created ${new Date(Number(row.created_at) * 1000).toISOString()}  ${state}\n`);
-    }
+    const applied = result.results?.filter((migration) => migration.status === 'Success').map((migration) => migration.migrationName) ?? [];
+    process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
     return 0;
   } finally {
     await database.close();

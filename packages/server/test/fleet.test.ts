@@ -49,18 +49,22 @@ describe.each(testDialects())('two apps sharing one database [%s]', (dialect) =>
     expectErrorEnvelope(refresh, 401, 'refresh failed - token is invalid');
   });
 
-  it('a key rotated by one is used by the other after its reload, and old tokens verify on both', async () => {
+  it('a key rotated by one is used by both from its activation, and old tokens verify on both', async () => {
     const before = await signedInUser(one.app, 'keys@example.com');
     const oldKid = kidOf(before.token);
-    const newKid = await one.deps.keys.rotate();
+    const { kid: newKid, activatesAt } = await one.deps.keys.rotate();
     expect(newKid).not.toBe(oldKid);
-    expect(kidOf(json(await loginUser(one.app, 'keys@example.com')).token)).toBe(newKid);
-    // Until its timer (or an unknown kid) makes it look again, the other still signs with the old key.
-    expect(kidOf(json(await loginUser(two.app, 'keys@example.com')).token)).toBe(oldKid);
-    await two.deps.keys.reload();
+    // Published now, signing later: until then both keep the old key, the rotating one too.
+    for (const app of [one.app, two.app]) expect(kidOf(json(await loginUser(app, 'keys@example.com')).token)).toBe(oldKid);
+    one.clock.advanceSeconds(60);
+    await two.deps.keys.reload(); // its minute timer
+    for (const app of [one.app, two.app]) expect(kidOf(json(await loginUser(app, 'keys@example.com')).token)).toBe(oldKid);
+    one.clock.set(new Date(activatesAt * 1000));
+    const fromOne = json(await loginUser(one.app, 'keys@example.com')).token;
     const fromTwo = json(await loginUser(two.app, 'keys@example.com')).token;
-    expect(kidOf(fromTwo)).toBe(newKid);
+    expect([kidOf(fromOne), kidOf(fromTwo)]).toEqual([newKid, newKid]);
     expect((await getMe(one.app, fromTwo)).statusCode).toBe(200);
+    expect((await getMe(two.app, fromOne)).statusCode).toBe(200);
     for (const app of [one.app, two.app]) expect((await getMe(app, before.token)).statusCode).toBe(200);
     const jwks = json(await two.app.inject({ method: 'GET', url: '/.well-known/jwks.json' }));
     expect(jwks.keys.map((key: { kid: string }) => key.kid).sort()).toEqual([oldKid, newKid].sort());
@@ -68,14 +72,14 @@ describe.each(testDialects())('two apps sharing one database [%s]', (dialect) =>
 
   it('a token with an unknown kid makes the instance reload its keys at once, at most once per 10 s', async () => {
     await signupUser(one.app, { email: 'kid@example.com' });
-    // Instance two rotates; a token it signs reaches instance one before one's minute timer.
-    await two.deps.keys.rotate();
+    // Instance two rotates at once (rotate --now); a token it signs reaches instance one before one's minute timer.
+    await two.deps.keys.rotate({ immediately: true });
     const second = json(await loginUser(two.app, 'kid@example.com')).token;
     expect((await getMe(one.app, second)).statusCode).toBe(200);
 
     // Another rotation within 10 s: the unknown kid does not send instance one to the database again...
     one.clock.advanceSeconds(9);
-    await two.deps.keys.rotate();
+    await two.deps.keys.rotate({ immediately: true });
     const third = json(await loginUser(two.app, 'kid@example.com')).token;
     expectErrorEnvelope(await getMe(one.app, third), 401, 'auth failed - token is invalid');
     // ...until the 10 s are up.

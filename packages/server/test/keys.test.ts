@@ -2,7 +2,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jo
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { createDeps } from '../src/deps.ts';
-import { expectErrorEnvelope, json, signedInUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { expectErrorEnvelope, json, loginUser, openTestApp, signedInUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 const ISSUER = 'http://localhost:2000';
 const HS_SECRET = 'an-hs256-secret-of-more-than-32-bytes!';
@@ -106,6 +106,45 @@ describe.each(testDialects())('signing keys [%s]', (dialect) => {
       expect(response.statusCode).toBe(200);
       expect(json(response).users).toEqual([{ id: user.id, email: 'restart@example.com' }]);
       expect(await test.deps.db.selectFrom('signing_keys').select('kid').execute()).toHaveLength(1);
+    });
+  });
+
+  it('a change of JWT_ALG signs with a new key at once; tokens of the old algorithm keep verifying', async () => {
+    await withApp(dialect, {}, async (test) => {
+      const before = await signedInUser(test.app, 'switch@example.com');
+      const oldKid = decodeProtectedHeader(before.token).kid;
+      // The same database restarted with another JWT_ALG (the old instance is left idle).
+      const switched = await openTestApp(test.database, { JWT_ALG: 'ES256' }, test.clock);
+      try {
+        const token = json(await loginUser(switched.app, 'switch@example.com')).token as string;
+        expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'ES256' });
+        expect(decodeProtectedHeader(token).kid).not.toBe(oldKid);
+        for (const candidate of [token, before.token]) {
+          expect((await switched.app.inject({ method: 'GET', url: '/me', headers: { 'x-access-token': candidate } })).statusCode).toBe(200);
+        }
+        expect((await fetchJwks(switched)).keys.map((key) => key.alg).sort()).toEqual(['ES256', 'EdDSA']);
+        // Active from its creation, not after a rotation's delay; the old key retired at that moment.
+        const rows = await switched.deps.db.selectFrom('signing_keys').select(['algorithm', 'activates_at', 'retired_at']).execute();
+        const now = test.clock.nowSeconds();
+        expect(rows.find((row) => row.algorithm === 'ES256')).toMatchObject({ activates_at: now, retired_at: null });
+        expect(rows.find((row) => row.algorithm === 'EdDSA')).toMatchObject({ retired_at: now });
+      } finally {
+        await switched.close();
+      }
+    });
+  });
+
+  it('a key made before activation times (no activates_at, no generation) keeps signing and rotates like any other', async () => {
+    await withApp(dialect, {}, async (test) => {
+      const [row] = await test.deps.db.selectFrom('signing_keys').select('kid').execute();
+      await test.deps.db.updateTable('signing_keys').set({ activates_at: null, generation: null }).execute();
+      await test.restart();
+      expect(test.deps.keys.current().kid).toBe(row!.kid);
+      const timeline = await test.deps.keys.rotate();
+      expect(timeline.replaces.map((key) => key.kid)).toEqual([row!.kid]);
+      expect(test.deps.keys.current().kid).toBe(row!.kid);
+      test.clock.set(new Date(timeline.activatesAt * 1000));
+      expect(test.deps.keys.current().kid).toBe(timeline.kid);
     });
   });
 

@@ -1,4 +1,4 @@
-/** The service's own timers: revocation sync, signing-key reload and the purge of expired rows. */
+/** The service's own timers: revocation sync, signing-key reload and scheduled rotation, and the purge of expired rows. */
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import type { KeyStore } from '../keys/key-store.ts';
@@ -29,23 +29,41 @@ export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
   return { sessionsDeleted, refreshTokensDeleted };
 }
 
+/** How often an instance checks whether KEY_ROTATION_DAYS has come: rotation waits at most this long past it. */
+export const KEY_ROTATION_CHECK_INTERVAL_MS = 60 * 60_000;
+
 export interface BackgroundTasks {
   stop(): void;
 }
 
 /**
  * Polls revocations made by other instances every few seconds, re-reads signing keys
- * (a rotation by `gatehouse keys rotate` or another instance) every minute, and purges
- * expired rows every few minutes. Timers are unref'd: they never keep the process alive.
+ * (a rotation by `gatehouse keys rotate` or another instance) every minute, checks for a
+ * scheduled key rotation every hour, and purges expired rows every few minutes.
+ * Timers are unref'd: they never keep the process alive.
  */
 export function startBackgroundTasks(
-  deps: PurgeDeps & { keys: Pick<KeyStore, 'reload'> },
-  options: { syncIntervalMs: number; keyReloadIntervalMs: number; purgeIntervalMs: number; onError: (error: unknown) => void },
+  deps: PurgeDeps & { keys: Pick<KeyStore, 'reload'> & Partial<Pick<KeyStore, 'rotateIfDue'>> },
+  options: {
+    syncIntervalMs: number;
+    keyReloadIntervalMs: number;
+    purgeIntervalMs: number;
+    keyRotationCheckIntervalMs?: number;
+    onError: (error: unknown) => void;
+  },
 ): BackgroundTasks {
+  const { keys } = deps;
+  const checkKeyRotation = () => keys.rotateIfDue?.().catch(options.onError);
   const timers = [
     setInterval(() => deps.denylist.sync().catch(options.onError), options.syncIntervalMs),
     setInterval(() => deps.keys.reload().catch(options.onError), options.keyReloadIntervalMs),
     setInterval(() => purgeExpired(deps).catch(options.onError), options.purgeIntervalMs),
+    // Scheduled rotation (KEY_ROTATION_DAYS, a no-op when unset) runs on every instance; the key
+    // store lets only one of them insert the new key. Checked at start too: instances restarted more
+    // often than hourly would otherwise never check.
+    ...(keys.rotateIfDue
+      ? [setTimeout(checkKeyRotation, 0), setInterval(checkKeyRotation, options.keyRotationCheckIntervalMs ?? KEY_ROTATION_CHECK_INTERVAL_MS)]
+      : []),
   ];
   for (const timer of timers) timer.unref();
   return {

@@ -48,6 +48,10 @@ export interface SigningKeysTable {
   retired_at: number | null;
   /** When a retired key may leave the JWKS: after the last token it signed has expired. */
   expires_at: number | null;
+  /** When the key starts signing (published before that); null: active since created_at. */
+  activates_at: number | null;
+  /** Unique, previous key's + 1: two concurrent rotations cannot both insert. Null for keys made before it. */
+  generation: number | null;
 }
 
 /** Server-side secrets shared by every instance (e.g. the refresh-token derivation key). */

@@ -1,34 +1,55 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Database, SigningKeysTable } from './schema.ts';
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 type Executor = Kysely<Database> | Transaction<Database>;
 
-/** Keys still usable for verification: active ones and retired ones whose tokens may still be alive. */
+// Newest first: by generation (null, for keys made before generations, counts as 0), then creation.
+const byGenerationDesc = sql`coalesce(generation, 0)`;
+
+/** Keys still published: pending, active, and retired ones whose tokens may still be alive. Newest first. */
 export async function listVerificationKeys(db: Kysely<Database>, now: number): Promise<SigningKeyRow[]> {
   return db
     .selectFrom('signing_keys')
     .selectAll()
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .orderBy(byGenerationDesc, 'desc')
     .orderBy('created_at', 'desc')
     .orderBy('kid')
     .execute();
 }
 
+/** The key a rotation follows: the newest ever made, published or not. */
+export async function findNewestSigningKey(db: Kysely<Database>): Promise<SigningKeyRow | undefined> {
+  return db
+    .selectFrom('signing_keys')
+    .selectAll()
+    .orderBy(byGenerationDesc, 'desc')
+    .orderBy('created_at', 'desc')
+    .orderBy('kid')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+/** Throws a unique violation when another key already took this generation (a concurrent rotation). */
 export async function insertSigningKey(db: Kysely<Database>, row: SigningKeyRow): Promise<void> {
   await db.insertInto('signing_keys').values(row).execute();
 }
 
-export async function retireSigningKeys(
+/**
+ * Every key older than `generation` that would sign past `retiredAt` (unretired, or retired later:
+ * an emergency rotation cuts a pending handover short) stops at `retiredAt`; idempotent.
+ */
+export async function retireKeysBefore(
   db: Kysely<Database>,
-  options: { exceptKid: string | null; now: number; expiresAt: number },
+  options: { generation: number; retiredAt: number; expiresAt: number },
 ): Promise<void> {
-  let query = db
+  await db
     .updateTable('signing_keys')
-    .set({ retired_at: options.now, expires_at: options.expiresAt })
-    .where('retired_at', 'is', null);
-  if (options.exceptKid !== null) query = query.where('kid', '!=', options.exceptKid);
-  await query.execute();
+    .set({ retired_at: options.retiredAt, expires_at: options.expiresAt })
+    .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', options.retiredAt)]))
+    .where(byGenerationDesc, '<', options.generation)
+    .execute();
 }
 
 /** Every key, published or not: re-encryption covers them all. */

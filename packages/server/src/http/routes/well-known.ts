@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../../deps.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../../keys/rotation.ts';
 
 /**
  * RFC 8414 authorization-server metadata holding only what is true today: the issuer, where its
@@ -36,7 +37,8 @@ export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise
     },
     async (_request, reply) => {
       // Short cache: verifiers pick up a rotated key within minutes, and refetch on an unknown kid anyway.
-      reply.header('cache-control', 'public, max-age=300');
+      // A new key signs only once this has passed (KEY_ACTIVATION_DELAY_SECONDS is built on it).
+      reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
       return deps.keys.publicJwks();
     },
   );
