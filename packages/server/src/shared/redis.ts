@@ -21,6 +21,7 @@ export interface RedisSharedStateOptions {
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 500;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
+const QUIT_TIMEOUT_MS = 500;
 
 /**
  * Reconnects 50 ms, 100 ms, 200 ms … then every second, forever: a Redis that comes back is
@@ -160,15 +161,18 @@ function becameReady(client: Redis, timeoutMs: number): Promise<boolean> {
   });
 }
 
-/** QUIT when connected (pending replies arrive first), else just drop the socket and stop reconnecting. */
+/**
+ * QUIT when connected, so replies already on their way arrive first; but a hung Redis must not
+ * hold up shutdown, so after QUIT_TIMEOUT_MS (or at once when not connected) the socket is just dropped.
+ */
 async function quit(client: Redis): Promise<void> {
   if (client.status === 'ready') {
-    try {
-      await client.quit();
-      return;
-    } catch {
-      // fall through: the connection went away meanwhile
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+    });
+    await Promise.race([client.quit().catch(() => {}), timedOut]);
+    clearTimeout(timer);
   }
   client.disconnect();
 }
