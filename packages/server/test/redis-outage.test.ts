@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fixedClock, type ManualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
@@ -145,5 +146,26 @@ describe.skipIf(!testRedis()).each(testDialects())('Redis outage: degrade and re
     await until(() => redisStatus(one) === 'up', 10_000, 'Redis seen up again');
     for (const instance of [one, one, two, two]) expect(await spend(instance, '203.0.113.5')).toBe(400);
     expect(await spend(one, '203.0.113.5')).toBe(429);
+  });
+
+  it('falls back while Redis refuses writes (out of memory) and uses it again as soon as it accepts them', async () => {
+    const admin = new Redis(redis.url);
+    admin.on('error', () => {});
+    try {
+      await admin.config('SET', 'maxmemory', '1'); // with the default noeviction policy every script write is refused
+      for (let attempt = 0; attempt < RATE_LIMIT; attempt += 1) expect(await spend(one, '203.0.113.7')).toBe(400);
+      expect(await spend(one, '203.0.113.7')).toBe(429);
+      expect(redisStatus(one)).toBe('down');
+      expect(one.logs.map((line) => [line.level, line.fields.error])).toEqual([['warn', 'ReplyError']]);
+      // The connection is fine, so there is no reconnect to wait for: the next command that succeeds brings it back.
+      await admin.config('SET', 'maxmemory', '0');
+      expect(await spend(one, '203.0.113.8')).toBe(400);
+      expect(redisStatus(one)).toBe('up');
+      expect(one.logs.map((line) => line.level)).toEqual(['warn', 'info']);
+      for (const instance of [one, two, two]) expect(await spend(instance, '203.0.113.8')).toBe(400);
+      expect(await spend(two, '203.0.113.8')).toBe(429);
+    } finally {
+      await admin.quit();
+    }
   });
 });

@@ -4,7 +4,7 @@ import type { LockoutStore } from '../abuse/lockout-store.ts';
 import type { SharedStateLog } from './index.ts';
 import { createRedisRevocationBus, errorName } from './redis-revocations.ts';
 import { createRedisStores } from './redis-scripts.ts';
-import type { SharedState } from './state.ts';
+import type { RevocationBus, SharedState } from './state.ts';
 
 export interface RedisSharedStateOptions {
   url: string;
@@ -55,7 +55,12 @@ export async function createRedisSharedState(options: RedisSharedStateOptions): 
   // Only SUBSCRIBE ever runs here: it waits in the offline queue for the first connection, and ioredis re-subscribes after each reconnect.
   const subscriber = new Redis(options.url, { ...common, maxRetriesPerRequest: null });
 
+  /** For status() and the log: whether Redis answered last time. */
   let up = false;
+  /** Whether commands go to Redis: from each 'ready' until the connection closes or we drop it. */
+  let connectionTrusted = false;
+  /** Counts 'ready's, so a late failure from an earlier connection does not drop the current one. */
+  let connectionNumber = 0;
   let warned = false;
   let closing = false;
   function markUp(): void {
@@ -75,25 +80,44 @@ export async function createRedisSharedState(options: RedisSharedStateOptions): 
       'Redis is unreachable: counters and lockouts are kept per process until it is back; revocations reach other instances through the database sync',
     );
   }
+  const usable = () => connectionTrusted && commands.status === 'ready';
   // Every connection has an error handler: a Redis that drops must never end the process. Reconnecting is ioredis's job.
   commands.on('error', (error: unknown) => markDown(error));
   subscriber.on('error', () => {});
-  commands.on('ready', markUp);
-  commands.on('close', () => markDown({ code: 'connection closed' }));
+  commands.on('ready', () => {
+    connectionNumber += 1;
+    connectionTrusted = true;
+    markUp();
+  });
+  commands.on('close', () => {
+    connectionTrusted = false;
+    markDown({ code: 'connection closed' });
+  });
 
   const redis = createRedisStores(commands, options.keyPrefix);
 
-  /** Redis when it is there, else the fallback; a failure sends this call to the fallback and Redis to a fresh connection. */
+  function commandFailed(error: unknown, onConnection: number): void {
+    markDown(error);
+    if (isReplyError(error)) return; // Redis answered: the connection is fine
+    if (!connectionTrusted || onConnection !== connectionNumber) return; // already dropped
+    // A timeout leaves a connection that looks ready: skip it until a new one is ready (the old socket closes within seconds).
+    connectionTrusted = false;
+    commands.disconnect(true);
+  }
+
+  /** Redis when it is there, else the fallback; a failure sends this call to the fallback. */
   async function viaRedis<T>(inRedis: () => Promise<T>, inFallback: () => Promise<T>): Promise<T> {
-    if (!up || commands.status !== 'ready') return inFallback();
+    if (!usable()) return inFallback();
+    const onConnection = connectionNumber;
+    let result: T;
     try {
-      return await inRedis();
+      result = await inRedis();
     } catch (error) {
-      markDown(error);
-      // A timeout leaves a connection that looks ready: reconnect, so later calls skip Redis until it answers again ('ready').
-      if (!isReplyError(error)) commands.disconnect(true);
+      commandFailed(error, onConnection);
       return inFallback();
     }
+    markUp();
+    return result;
   }
 
   const counters: CounterStore = {
@@ -120,14 +144,15 @@ export async function createRedisSharedState(options: RedisSharedStateOptions): 
         () => fallback.lockouts.reset(key),
       ),
   };
-  const revocations = createRedisRevocationBus({
-    publisher: commands,
-    subscriber,
-    keyPrefix: options.keyPrefix,
-    log,
-    isUp: () => up && commands.status === 'ready',
-    onFailure: markDown,
-  });
+  const redisRevocations = createRedisRevocationBus({ publisher: commands, subscriber, keyPrefix: options.keyPrefix, log, isUp: usable, onFailure: (error) => commandFailed(error, connectionNumber) });
+  // While Redis is away, the fallback carries the news as far as it reaches (the sibling workers, through the cluster primary).
+  const revocations: RevocationBus = {
+    publish: (event) => (usable() ? redisRevocations : fallback.revocations).publish(event),
+    subscribe(listener) {
+      redisRevocations.subscribe(listener);
+      fallback.revocations.subscribe(listener);
+    },
+  };
 
   if (!(await becameReady(commands, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS))) markDown({ code: 'not connected at start' });
 
@@ -136,7 +161,7 @@ export async function createRedisSharedState(options: RedisSharedStateOptions): 
     counters,
     lockouts,
     revocations,
-    status: () => ({ ...fallback.status(), redis: up && commands.status === 'ready' ? 'up' : 'down' }),
+    status: () => ({ ...fallback.status(), redis: up && usable() ? 'up' : 'down' }),
     async close() {
       closing = true;
       await Promise.all([quit(commands), quit(subscriber)]);
