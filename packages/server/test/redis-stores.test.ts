@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryCounterStore } from '../src/abuse/counter-store.ts';
 import { createMemoryLockoutStore, type LockoutPolicy } from '../src/abuse/lockout-store.ts';
 import { createRedisSharedState } from '../src/shared/redis.ts';
-import { createMemorySharedState, type SharedState } from '../src/shared/state.ts';
+import { createMemorySharedState, type RevocationEvent, type SharedState } from '../src/shared/state.ts';
 import { testRedis } from './helpers.ts';
 import { freePort } from './service-process.ts';
 
@@ -242,14 +242,16 @@ describe.skipIf(!redisUnderTest)('Redis revocation news [redis]', () => {
 });
 
 describe.skipIf(!redisUnderTest)('Redis unreachable at start [redis]', () => {
-  it('starts at once on the fallback, warns once without the password, and counts per process', async () => {
+  it('starts at once on the fallback, warns once without the password, and counts and tells per process', async () => {
     const lines: LogLine[] = [];
+    const publishedThroughFallback: RevocationEvent[] = [];
+    const fallbackListeners: Array<(event: RevocationEvent) => void> = [];
     const port = await freePort(); // nothing listens there
     const started = Date.now();
     const state = await createRedisSharedState({
       url: `redis://:hunter2-secret@127.0.0.1:${port}`,
       keyPrefix: 'unused:',
-      fallback: createMemorySharedState(),
+      fallback: { ...createMemorySharedState(), revocations: { publish: (event) => publishedThroughFallback.push(event), subscribe: (listener) => void fallbackListeners.push(listener) } },
       log: (level, fields, message) => lines.push({ level, fields, message }),
       connectTimeoutMs: 300,
     });
@@ -260,7 +262,13 @@ describe.skipIf(!redisUnderTest)('Redis unreachable at start [redis]', () => {
       expect((await state.counters.increment('ip', 60, 1000)).count).toBe(2);
       expect(await state.lockouts.reserve('account', { kind: 'window', maxFailures: 1, windowSeconds: 60 }, 1000)).toEqual({ allowed: true });
       expect(await state.lockouts.reserve('account', { kind: 'window', maxFailures: 1, windowSeconds: 60 }, 1000)).toMatchObject({ allowed: false });
-      state.revocations.publish({ sessionIds: ['s'], revokedAt: 1 }); // never throws
+      // Never throws; the fallback carries the news as far as it reaches (sibling workers, when it is the cluster primary).
+      const heard: RevocationEvent[] = [];
+      state.revocations.subscribe((event) => heard.push(event));
+      state.revocations.publish({ sessionIds: ['s'], revokedAt: 1 });
+      expect(publishedThroughFallback).toEqual([{ sessionIds: ['s'], revokedAt: 1 }]);
+      fallbackListeners.forEach((listener) => listener({ sessionIds: ['from-a-sibling'], revokedAt: 2 }));
+      expect(heard).toEqual([{ sessionIds: ['from-a-sibling'], revokedAt: 2 }]);
       // Reconnect attempts go on in the background; still a single warning.
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(lines.filter((line) => line.level === 'warn')).toHaveLength(1);
