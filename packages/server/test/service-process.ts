@@ -95,7 +95,7 @@ export async function waitUntil(service: ServiceProcess, deadlineMs: number, che
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
