@@ -7,7 +7,8 @@ import { createDb } from './storage/db.ts';
 import { listVerificationKeys } from './storage/signing-keys.ts';
 
 const USAGE = `usage: gatehouse <command>
-  serve            start the service (same as npm start)
+  serve [--workers N|auto]
+                   start the service (same as npm start); --workers overrides WORKERS
   migrate          apply pending database migrations
   keys list        list signing keys still published in the JWKS
   keys rotate      create a new signing key; the old one stays published until its tokens expire
@@ -16,9 +17,15 @@ const USAGE = `usage: gatehouse <command>
 
 /** Operator commands; each reads the same environment as the service. */
 async function run(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { workers: { type: 'string' } } });
   const command = positionals.join(' ');
+  if (values.workers !== undefined && command !== 'serve') {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
   if (command === 'serve') {
+    // The flag is another spelling of WORKERS: config.ts validates it, and the forked workers inherit it.
+    if (values.workers !== undefined) process.env.WORKERS = values.workers;
     await import('./main.ts');
     return -1; // keep running
   }
