@@ -4,7 +4,8 @@ import { runKeysCommand } from './keys/commands.ts';
 import { createDb } from './storage/db.ts';
 
 const USAGE = `usage: gatehouse <command>
-  serve            start the service (same as npm start)
+  serve [--workers N|auto]
+                   start the service (same as npm start); --workers overrides WORKERS
   migrate          apply pending database migrations
   keys list        list signing keys still published in the JWKS
   keys rotate      publish a new signing key now; every instance signs with it 10 minutes later,
@@ -21,9 +22,15 @@ async function run(argv: string[]): Promise<number> {
   // Its own options (--from, --to…); it names both databases instead of reading DATABASE_URL.
   if (argv[0] === 'db' && argv[1] === 'copy') return (await import('./storage/copy.ts')).runDbCopy(argv.slice(2));
   if (argv[0] === 'keys') return runKeysCommand(argv.slice(1), USAGE);
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { workers: { type: 'string' } } });
   const command = positionals.join(' ');
+  if (values.workers !== undefined && command !== 'serve') {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
   if (command === 'serve') {
+    // The flag is another spelling of WORKERS: config.ts validates it, and the forked workers inherit it.
+    if (values.workers !== undefined) process.env.WORKERS = values.workers;
     await import('./main.ts');
     return -1; // keep running
   }

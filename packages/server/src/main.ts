@@ -1,10 +1,15 @@
+import cluster from 'node:cluster';
 import type { FastifyBaseLogger } from 'fastify';
-import { ConfigError, loadConfig } from './config.ts';
+import { runPrimary } from './cluster/primary.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startBackgroundTasks } from './background/tasks.ts';
 import { createDeps } from './deps.ts';
 import { buildApp } from './http/app.ts';
 
-/** loadConfig → createDeps → buildApp → listen; SIGTERM/SIGINT drain in-flight requests and close the database. */
+/**
+ * loadConfig, then either one serving process (WORKERS=1, and each cluster worker) or, with
+ * WORKERS > 1, the node:cluster primary that forks the workers (src/cluster/primary.ts).
+ */
 async function main(): Promise<void> {
   let config;
   try {
@@ -16,7 +21,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  if (cluster.isPrimary && config.workers > 1) return runPrimary(config);
+  return serve(config);
+}
 
+/** createDeps → buildApp → listen; SIGTERM/SIGINT drain in-flight requests and close the database. */
+async function serve(config: Readonly<Config>): Promise<void> {
   // The logger exists once the app does; a connection lost before that goes to stderr.
   let log: FastifyBaseLogger | undefined;
   const deps = await createDeps(config, {
@@ -33,9 +43,12 @@ async function main(): Promise<void> {
   const app = await buildApp(deps);
   log = app.log;
   const { dialect, location, created } = deps.databaseInfo;
-  app.log.info({ database: { dialect, location, created } }, `database: ${dialect} at ${location}`);
-  // Warn level, so a mistyped path that silently starts an empty service shows at LOG_LEVEL=warn too.
-  if (created) app.log.warn({ database: { dialect, location } }, `created a new, empty database at ${location}`);
+  // In a cluster the primary migrated the database and has said where it is, once for all workers.
+  if (!cluster.isWorker) {
+    app.log.info({ database: { dialect, location, created } }, `database: ${dialect} at ${location}`);
+    // Warn level, so a mistyped path that silently starts an empty service shows at LOG_LEVEL=warn too.
+    if (created) app.log.warn({ database: { dialect, location } }, `created a new, empty database at ${location}`);
+  }
   const backgroundTasks = startBackgroundTasks(
     { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
     { syncIntervalMs: config.revocationSyncIntervalMs, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
