@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startBackgroundTasks } from './background/tasks.ts';
 import { createDeps } from './deps.ts';
 import { buildApp } from './http/app.ts';
+import { KEY_RELOAD_INTERVAL_SECONDS } from './keys/rotation.ts';
 
 /**
  * loadConfig, then either one serving process (WORKERS=1, and each cluster worker) or, with
@@ -51,7 +52,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   }
   const backgroundTasks = startBackgroundTasks(
     { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
-    { syncIntervalMs: config.revocationSyncIntervalMs, keyReloadIntervalMs: 60_000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
+    { syncIntervalMs: config.revocationSyncIntervalMs, keyReloadIntervalMs: KEY_RELOAD_INTERVAL_SECONDS * 1000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
   );
   let closing = false;
   const shutdown = async (signal: NodeJS.Signals) => {
