@@ -94,9 +94,16 @@ async function workers(): Promise<void> {
   await stopServer(seed.server);
 
   const figures: Record<string, { logins: number[]; users: number[]; usersPerCpu: number[]; loginCpu: number[] }> = {};
+  // One process hashes on every core already (HASH_POOL_SIZE defaults to the cores); the one-thread
+  // process is the issue's baseline of "one worker, one hashing thread".
+  const setups: Array<[string, Record<string, string>]> = [
+    ['1 worker, 1 hashing thread', { WORKERS: '1', HASH_POOL_SIZE: '1' }],
+    ['1 worker (hashing on 2 threads)', { WORKERS: '1' }],
+    ['2 workers (1 hashing thread each)', { WORKERS: '2' }],
+  ];
   for (let run = 0; run < runs; run += 1) {
-    for (const count of [1, 2]) {
-      const instance = await startInstance(databasePath, { WORKERS: String(count) }, `workers${count}`);
+    for (const [count, env] of setups) {
+      const instance = await startInstance(databasePath, env, 'workers');
       try {
         const token = await logIn(instance.baseUrl, users[0]!.email, PASSWORD);
         const loginBodies = users.map((user) => ({ method: 'POST' as const, path: '/login', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: user.email, password: PASSWORD }) }));
@@ -109,22 +116,23 @@ async function workers(): Promise<void> {
         entry.loginCpu.push(logins.serverCpuSeconds / logins.durationSeconds);
         entry.users.push(list.requestsPerSecond);
         entry.usersPerCpu.push(list.okCount / Math.max(list.serverCpuSeconds, 0.001));
-        log(`(e) run ${run + 1} WORKERS=${count}: ${logins.requestsPerSecond.toFixed(1)} logins/s, ${list.requestsPerSecond.toFixed(0)} GET /users/s, ${(list.okCount / list.serverCpuSeconds).toFixed(0)} per CPU-s`);
+        log(`(e) run ${run + 1} ${count}: ${logins.requestsPerSecond.toFixed(1)} logins/s, ${list.requestsPerSecond.toFixed(0)} GET /users/s, ${(list.okCount / list.serverCpuSeconds).toFixed(0)} per CPU-s`);
       } finally {
         await stopServer(instance.server);
       }
     }
   }
-  const one = figures[1]!;
-  const two = figures[2]!;
+  const base = figures[setups[0]![0]]!;
   say('### (e) workers on this machine');
   say();
-  say(`| | WORKERS=1 | WORKERS=2 | ratio |`);
-  say(`|---|---|---|---|`);
-  say(`| logins/s (8 connections) | ${median(one.logins).toFixed(1)} | ${median(two.logins).toFixed(1)} | ×${(median(two.logins) / median(one.logins)).toFixed(2)} |`);
-  say(`| server CPU during logins (cores) | ${median(one.loginCpu).toFixed(2)} | ${median(two.loginCpu).toFixed(2)} | |`);
-  say(`| GET /users req/s (32 connections) | ${median(one.users).toFixed(0)} | ${median(two.users).toFixed(0)} | ×${(median(two.users) / median(one.users)).toFixed(2)} |`);
-  say(`| GET /users per server CPU-second | ${median(one.usersPerCpu).toFixed(0)} | ${median(two.usersPerCpu).toFixed(0)} | ×${(median(two.usersPerCpu) / median(one.usersPerCpu)).toFixed(2)} |`);
+  say(`| | ${setups.map(([name]) => name).join(' | ')} |`);
+  say(`|---|${setups.map(() => '---').join('|')}|`);
+  const row = (label: string, pick: (entry: typeof base) => number[], digits: number) =>
+    say(`| ${label} | ${setups.map(([name]) => { const value = median(pick(figures[name]!)); return `${value.toFixed(digits)} (×${(value / median(pick(base))).toFixed(2)})`; }).join(' | ')} |`);
+  row('logins/s (8 connections)', (entry) => entry.logins, 1);
+  row('server CPU during logins (cores)', (entry) => entry.loginCpu, 2);
+  row('GET /users req/s (32 connections)', (entry) => entry.users, 0);
+  row('GET /users per server CPU-second', (entry) => entry.usersPerCpu, 0);
   say();
 }
 
