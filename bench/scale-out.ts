@@ -217,6 +217,8 @@ async function propagation(): Promise<void> {
         const token = await logIn(a.baseUrl, 'delay@example.com', PASSWORD);
         const me = () => fetch(`${b.baseUrl}/me`, { headers: { 'x-access-token': token } }).then((response) => response.status);
         if ((await me()) !== 200) throw new Error('B did not accept the token');
+        // A random moment within a sync interval, so the trials do not fall into step with B's polling.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 500));
         await fetch(`${a.baseUrl}/logout`, { method: 'POST', headers: { 'x-access-token': token } });
         const loggedOutAt = performance.now();
         while ((await me()) !== 401) {
