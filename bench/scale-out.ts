@@ -18,12 +18,13 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '5' },
     runs: { type: 'string', default: '3' },
     trials: { type: 'string', default: '40' },
+    only: { type: 'string' },
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     help: { type: 'boolean', default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write('npm run bench:scale-out -- [--duration 5] [--runs 3] [--trials 40] [--redis redis://127.0.0.1:6379]\n');
+  process.stdout.write('npm run bench:scale-out -- [--only e|f] [--duration 5] [--runs 3] [--trials 40] [--redis redis://127.0.0.1:6379]\n');
   process.exit(0);
 }
 const durationSeconds = Number(flags.duration);
@@ -238,9 +239,10 @@ async function propagation(): Promise<void> {
 
 try {
   log(`building: ${prepareGatehouse()}`);
-  await workers();
-  await counters();
-  await propagation();
+  const wanted = (part: string) => flags.only === undefined || flags.only.split(',').includes(part);
+  if (wanted('e')) await workers();
+  if (wanted('f')) await counters();
+  if (wanted('f')) await propagation();
   say(`_${new Date().toISOString()}, ${durationSeconds} s per measurement, median of ${runs} interleaved runs; Node ${process.version}; servers not pinned, the load generator shares the 2 cores._`);
   process.stdout.write(`\n${lines.join('\n')}\n`);
 } finally {
