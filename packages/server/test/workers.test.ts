@@ -227,11 +227,19 @@ describe.each(testDialects())('WORKERS=2 [workers] [%s]', (dialect) => {
   it('SIGTERM to the primary lets in-flight requests finish, then exits 0', async () => {
     const answeredAt: Array<{ status: number; afterSignal: boolean }> = [];
     let signalled = false;
-    const requests = Array.from({ length: 6 }, (_, index) =>
-      signup(`draining-${index}-${dialect}@example.com`).then((response) => answeredAt.push({ status: response.status, afterSignal: signalled })),
+    let firstAnswer!: () => void;
+    const firstAnswered = new Promise<void>((resolve) => {
+      firstAnswer = resolve;
+    });
+    // 24 signups, each a production Argon2id hash on one thread per worker: about a dozen in a row per worker.
+    const requests = Array.from({ length: 24 }, (_, index) =>
+      signup(`draining-${index}-${dialect}@example.com`).then((response) => {
+        answeredAt.push({ status: response.status, afterSignal: signalled });
+        firstAnswer();
+      }),
     );
-    // Long enough for the connections to reach the workers; signups hash for far longer.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Signal once the first has been answered: every connection is in by then, and most are still hashing.
+    await firstAnswered;
     signalled = true;
     process.kill(service.pid, 'SIGTERM');
     await Promise.all(requests);
