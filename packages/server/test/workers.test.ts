@@ -57,14 +57,18 @@ describe.each(testDialects())('WORKERS=2 [workers] [%s]', (dialect) => {
     return response;
   }
 
+  let trackedCount = 0;
+
   /** One request at a time, and the pid of the worker that answered it, from that request's log line. */
   async function sendTracked(method: string, path: string, options: { body?: unknown; headers?: Record<string, string> } = {}) {
     // Earlier answers' lines first, so that they are not taken for this one's.
     await waitUntil(service, 2_000, () => requestLines(service).length >= answered).catch(() => undefined);
     const before = requestLines(service).length;
-    const response = await send(method, path, options);
+    // A tag of its own in the URL: a late line of another request (a readiness probe) cannot pass for this one's.
+    const taggedPath = `${path}${path.includes('?') ? '&' : '?'}tracked=${(trackedCount += 1)}`;
+    const response = await send(method, taggedPath, options);
     const answeredAt = performance.now();
-    const ours = () => requestLines(service).slice(before).filter((line) => line.method === method && line.url === path && line.status === response.status);
+    const ours = () => requestLines(service).slice(before).filter((line) => line.method === method && line.url === taggedPath && line.status === response.status);
     await waitUntil(service, 5_000, () => ours().length > 0);
     expect(ours()).toHaveLength(1);
     return { ...response, answeredAt, pid: ours()[0]!.pid as number };
