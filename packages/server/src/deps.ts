@@ -1,6 +1,4 @@
 import type { Kysely } from 'kysely';
-import type { CounterStore } from './abuse/counter-store.ts';
-import type { LockoutStore } from './abuse/lockout-store.ts';
 import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
 import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -32,8 +30,6 @@ export interface Deps {
   denylist: Denylist;
   /** Counters, lockouts and revocation news shared with the other workers and instances. */
   shared: SharedState;
-  counters: CounterStore;
-  lockouts: LockoutStore;
   ipRateLimiter: IpRateLimiter;
   loginLockout: LoginLockout;
   passwordChangeLockout: LoginLockout;
@@ -105,8 +101,6 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       accessTokens: createAccessTokens({ keys, clock, config }),
       denylist,
       shared,
-      counters,
-      lockouts,
       ipRateLimiter: createIpRateLimiter({ store: counters, clock, limitPerMinute: config.limits.rateLimitPerMinute }),
       loginLockout: createLoginLockout({ store: lockouts, clock, maxFailures: loginMaxFailures, maxFailuresPerAccount: loginMaxFailuresPerAccount }),
       passwordChangeLockout: createLoginLockout({

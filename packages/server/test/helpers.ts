@@ -92,30 +92,13 @@ export interface TestAppOptions {
 
 export async function startTestApp(dialect: DialectName, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const database = await createTestDatabase(dialect);
-  const clock = fixedClock(new Date('2026-06-01T12:00:00Z'));
-  const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', ...env, DATABASE_URL: database.url });
-  const test: TestApp = {
-    app: undefined as unknown as FastifyInstance,
-    deps: undefined as unknown as Deps,
-    clock,
-    database,
-    async restart() {
-      await test.app.close();
-      await test.deps.close();
-      await open();
-    },
-    async close() {
-      await test.app.close();
-      await test.deps.close();
-      await database.drop();
-    },
+  const test = await openTestApp(database, env, fixedClock(new Date('2026-06-01T12:00:00Z')), options);
+  const closeApp = test.close;
+  // This app made the database, so closing it drops the database too.
+  test.close = async () => {
+    await closeApp();
+    await database.drop();
   };
-  async function open() {
-    test.deps = await createDeps(config, options.ownHasher ? { clock, argon2Parameters: options.ownHasher } : { clock, hasher: fastHasher });
-    test.app = await buildApp(test.deps, { logger: false });
-    await test.app.ready();
-  }
-  await open();
   return test;
 }
 
@@ -208,6 +191,7 @@ export async function openTestApp(
   database: TestDatabase,
   env: Record<string, string> = {},
   clock: ManualClock = fixedClock(new Date('2026-06-01T12:00:00Z')),
+  options: TestAppOptions = {},
 ): Promise<TestApp> {
   const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', ...env, DATABASE_URL: database.url });
   const test: TestApp = {
@@ -216,7 +200,8 @@ export async function openTestApp(
     clock,
     database,
     async restart() {
-      await test.close();
+      await test.app.close();
+      await test.deps.close();
       await open();
     },
     async close() {
@@ -225,7 +210,7 @@ export async function openTestApp(
     },
   };
   async function open() {
-    test.deps = await createDeps(config, { clock, hasher: fastHasher });
+    test.deps = await createDeps(config, options.ownHasher ? { clock, argon2Parameters: options.ownHasher } : { clock, hasher: fastHasher });
     test.app = await buildApp(test.deps, { logger: false });
     await test.app.ready();
   }
