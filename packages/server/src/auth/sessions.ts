@@ -27,18 +27,37 @@ export interface SessionSubject {
   roles: string[];
 }
 
-/** A new session: its first refresh token (stored hashed) and an access token bound to it by sid. */
-export async function startSession(deps: SessionDeps, subject: SessionSubject): Promise<SessionTokens> {
+/** Who the session's tokens are for: the client signed in through, and the audience (null: JWT_AUDIENCE) it may ask for. */
+export interface SessionClient {
+  clientId: string;
+  audience: string | null;
+}
+
+/**
+ * A new session: its first refresh token (stored hashed) and an access token bound to it by sid.
+ * The session remembers its client and audience, so every refresh issues tokens for the same ones.
+ */
+export async function startSession(deps: SessionDeps, subject: SessionSubject, sessionClient: SessionClient): Promise<SessionTokens> {
   const now = deps.clock.nowSeconds();
   const sessionId = randomBytes(16).toString('base64url');
   const refreshToken = generateRefreshToken();
   const expiresAt = sessionExpiresAt(deps.config, now, now);
   await insertSessionWithToken(
     deps.db,
-    { id: sessionId, user_id: subject.userId, created_at: now, last_refreshed_at: now, expires_at: expiresAt, revoked_at: null, revoked_reason: null },
+    {
+      id: sessionId,
+      user_id: subject.userId,
+      created_at: now,
+      last_refreshed_at: now,
+      expires_at: expiresAt,
+      revoked_at: null,
+      revoked_reason: null,
+      client_id: sessionClient.clientId,
+      audience: sessionClient.audience,
+    },
     { token_hash: hashRefreshToken(refreshToken), session_id: sessionId, parent_hash: null, created_at: now, expires_at: expiresAt, used_at: null, child_hash: null },
   );
-  const access = await deps.accessTokens.issue({ ...subject, sessionId });
+  const access = await deps.accessTokens.issueUserToken({ ...subject, sessionId, ...sessionClient });
   return { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken, sessionId };
 }
 
@@ -48,4 +67,9 @@ export async function startSession(deps: SessionDeps, subject: SessionSubject): 
  */
 export function sessionExpiresAt(config: Pick<Config, 'jwt' | 'sessions'>, createdAt: number, now: number): number {
   return Math.min(now + config.jwt.refreshTokenTtlSeconds, createdAt + config.sessions.maxAgeSeconds);
+}
+
+/** Whether a session may still refresh: not revoked, not expired, within SESSION_MAX_AGE of login. */
+export function isSessionLive(config: Pick<Config, 'sessions'>, session: { revoked_at: number | null; expires_at: number; created_at: number }, now: number): boolean {
+  return session.revoked_at === null && session.expires_at > now && session.created_at > now - config.sessions.maxAgeSeconds;
 }

@@ -1,11 +1,11 @@
 import type { FastifyRequest } from 'fastify';
-import type { Deps } from '../deps.ts';
+import { checkAccessToken, type AccessCheckDeps } from '../auth/access-check.ts';
 import { AppError } from '../errors.ts';
-import type { AccessClaims } from '../tokens/access-tokens.ts';
+import type { UserAccessClaims } from '../tokens/access-tokens.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    auth: AccessClaims | null;
+    auth: UserAccessClaims | null;
   }
 }
 
@@ -31,14 +31,9 @@ export function readAccessToken(request: FastifyRequest): string {
   return token;
 }
 
-/** preHandler for protected routes: a verified, unrevoked token of a user who still exists and is enabled. */
-export function createAuthGuard(deps: Pick<Deps, 'accessTokens' | 'denylist' | 'userStatus'>) {
+/** preHandler for protected routes: a live user token for JWT_AUDIENCE (auth/access-check.ts). */
+export function createAuthGuard(deps: AccessCheckDeps) {
   return async function authGuard(request: FastifyRequest): Promise<void> {
-    const claims = await deps.accessTokens.verify(readAccessToken(request));
-    if (deps.denylist.isRevoked(claims.sessionId)) throw new AppError('token_revoked', 'session revoked');
-    const status = await deps.userStatus.statusOf(claims.userId);
-    if (status === 'missing') throw new AppError('token_invalid', 'token subject no longer exists');
-    if (status === 'disabled') throw new AppError('token_revoked', 'user is disabled');
-    request.auth = claims;
+    request.auth = await checkAccessToken(deps, readAccessToken(request), 'own');
   };
 }

@@ -23,6 +23,10 @@ export interface SessionsTable {
   expires_at: number;
   revoked_at: number | null;
   revoked_reason: string | null;
+  /** The client the session was opened through (migration 0004; `gatehouse` for older sessions). */
+  client_id: string;
+  /** The audience its access tokens are for; null: JWT_AUDIENCE. */
+  audience: string | null;
 }
 
 export interface RefreshTokensTable {

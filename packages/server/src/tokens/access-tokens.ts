@@ -6,21 +6,42 @@ import { AppError } from '../errors.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
-const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid'];
+/** The `gty` claim of a client token: no user stands behind it. */
+export const CLIENT_CREDENTIALS_GRANT = 'client_credentials';
+/** The client a user token names when none was asked for, and the one tokens issued before clients existed stood for. */
+export const DEFAULT_CLIENT_ID = 'gatehouse';
+const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'exp', 'iat', 'jti'];
 /** An unknown kid may mean another instance rotated keys; look again at most this often. */
 const KEY_RELOAD_INTERVAL_SECONDS = 10;
 /** Verified tokens remembered, so a client reusing its token pays for one signature check, not one per request. */
 const VERIFIED_CACHE_ENTRIES = 10_000;
+const USER_ID = /^[1-9]\d{0,15}$/;
 
-export interface AccessClaims {
-  userId: number;
-  sessionId: string;
+interface CommonClaims {
+  clientId: string;
+  /** The `aud` claim: JWT_AUDIENCE, or the audience the client asked for and may ask for. */
+  audience: string;
   tokenId: string;
-  email: string;
-  roles: string[];
   issuedAt: number;
   expiresAt: number;
 }
+
+/** A user's token: has sid, no gty, a numeric sub. */
+export interface UserAccessClaims extends CommonClaims {
+  kind: 'user';
+  userId: number;
+  sessionId: string;
+  email: string;
+  roles: string[];
+}
+
+/** A service's own token (client_credentials): gty, sub equal to client_id, no sid. */
+export interface ClientAccessClaims extends CommonClaims {
+  kind: 'client';
+  scopes: string[];
+}
+
+export type AccessClaims = UserAccessClaims | ClientAccessClaims;
 
 export interface IssuedAccessToken {
   token: string;
@@ -28,10 +49,34 @@ export interface IssuedAccessToken {
   expiresInSeconds: number;
 }
 
+export interface UserTokenSubject {
+  userId: number;
+  email: string;
+  roles: string[];
+  sessionId: string;
+  /** DEFAULT_CLIENT_ID when absent. */
+  clientId?: string;
+  /** JWT_AUDIENCE when absent; the caller has checked the client may ask for it. */
+  audience?: string | null;
+}
+
+export interface ClientTokenSubject {
+  clientId: string;
+  scopes: readonly string[];
+  audience?: string | null;
+}
+
 export interface AccessTokens {
-  issue(subject: { userId: number; email: string; roles: string[]; sessionId: string }): Promise<IssuedAccessToken>;
-  /** Throws AppError token_invalid or token_expired; revocation is the caller's check. */
+  issueUserToken(subject: UserTokenSubject): Promise<IssuedAccessToken>;
+  issueClientToken(subject: ClientTokenSubject): Promise<IssuedAccessToken>;
+  /**
+   * Any token Gatehouse issued, for any audience (introspection, revocation): signature, iss, typ,
+   * exp and one of the two claim shapes. Throws AppError token_invalid or token_expired;
+   * liveness (revocation, user and client status) is auth/access-check.ts's business.
+   */
   verify(token: string): Promise<AccessClaims>;
+  /** What Gatehouse's own routes accept: a user token whose aud is JWT_AUDIENCE. */
+  verifyUserToken(token: string): Promise<UserAccessClaims>;
 }
 
 export interface AccessTokensDeps {
@@ -41,7 +86,7 @@ export interface AccessTokensDeps {
 }
 
 export function createAccessTokens(deps: AccessTokensDeps): AccessTokens {
-  const { issuer, audience, accessTokenTtlSeconds } = deps.config.jwt;
+  const { issuer, audience: ownAudience, accessTokenTtlSeconds, clientTokenTtlSeconds } = deps.config.jwt;
   let lastReloadSeconds = 0;
   // Keyed by the exact token text: any other encoding of a token is verified from scratch.
   // Only the signature and claims checks are cached; revocation is the caller's check on every request.
@@ -61,77 +106,121 @@ export function createAccessTokens(deps: AccessTokensDeps): AccessTokens {
     return key.publicKey;
   }
 
+  async function sign(claims: JWTPayload, subject: string, audience: string, ttlSeconds: number): Promise<IssuedAccessToken> {
+    const key = deps.keys.current();
+    const issuedAt = deps.clock.nowSeconds();
+    const tokenId = randomBytes(16).toString('base64url');
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: key.algorithm, typ: ACCESS_TOKEN_TYPE, kid: key.kid })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject(subject)
+      .setJti(tokenId)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + ttlSeconds)
+      .sign(key.privateKey);
+    return { token, tokenId, expiresInSeconds: ttlSeconds };
+  }
+
+  async function verify(token: string): Promise<AccessClaims> {
+    const now = deps.clock.now();
+    const nowSeconds = Math.floor(now.getTime() / 1000);
+    const cached = verified.get(token);
+    if (cached) {
+      if (cached.expiresAt > nowSeconds && cached.issuedAt <= nowSeconds) return cached;
+      verified.delete(token);
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, resolveKey, {
+        algorithms: deps.keys.acceptedAlgorithms(),
+        issuer,
+        typ: ACCESS_TOKEN_TYPE,
+        requiredClaims: REQUIRED_CLAIMS,
+        currentDate: now,
+        clockTolerance: 0,
+      }));
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw new AppError('token_expired', 'token has expired', {}, { cause: error });
+      if (error instanceof AppError) throw error;
+      throw new AppError('token_invalid', 'token failed verification', {}, { cause: error });
+    }
+    const claims = readClaims(payload, nowSeconds);
+    if (verified.size >= VERIFIED_CACHE_ENTRIES) verified.delete(verified.keys().next().value as string);
+    verified.set(token, claims);
+    return claims;
+  }
+
   return {
-    async issue(subject) {
-      const key = deps.keys.current();
-      const issuedAt = deps.clock.nowSeconds();
-      const tokenId = randomBytes(16).toString('base64url');
-      const token = await new SignJWT({ email: subject.email, roles: subject.roles, sid: subject.sessionId })
-        .setProtectedHeader({ alg: key.algorithm, typ: ACCESS_TOKEN_TYPE, kid: key.kid })
-        .setIssuer(issuer)
-        .setAudience(audience)
-        .setSubject(String(subject.userId))
-        .setJti(tokenId)
-        .setIssuedAt(issuedAt)
-        .setExpirationTime(issuedAt + accessTokenTtlSeconds)
-        .sign(key.privateKey);
-      return { token, tokenId, expiresInSeconds: accessTokenTtlSeconds };
+    issueUserToken(subject) {
+      const claims = { client_id: subject.clientId ?? DEFAULT_CLIENT_ID, email: subject.email, roles: subject.roles, sid: subject.sessionId };
+      return sign(claims, String(subject.userId), subject.audience ?? ownAudience, accessTokenTtlSeconds);
     },
 
-    async verify(token) {
-      const now = deps.clock.now();
-      const nowSeconds = Math.floor(now.getTime() / 1000);
-      const cached = verified.get(token);
-      if (cached) {
-        if (cached.expiresAt > nowSeconds && cached.issuedAt <= nowSeconds) return cached;
-        verified.delete(token);
-      }
-      let payload: JWTPayload;
-      try {
-        ({ payload } = await jwtVerify(token, resolveKey, {
-          algorithms: deps.keys.acceptedAlgorithms(),
-          issuer,
-          audience,
-          typ: ACCESS_TOKEN_TYPE,
-          requiredClaims: REQUIRED_CLAIMS,
-          currentDate: now,
-          clockTolerance: 0,
-        }));
-      } catch (error) {
-        if (error instanceof joseErrors.JWTExpired) throw new AppError('token_expired', 'token has expired', {}, { cause: error });
-        if (error instanceof AppError) throw error;
-        throw new AppError('token_invalid', 'token failed verification', {}, { cause: error });
-      }
-      const claims = readClaims(payload, nowSeconds);
-      if (verified.size >= VERIFIED_CACHE_ENTRIES) verified.delete(verified.keys().next().value as string);
-      verified.set(token, claims);
+    issueClientToken(subject) {
+      const claims = {
+        client_id: subject.clientId,
+        gty: CLIENT_CREDENTIALS_GRANT,
+        // RFC 9068 section 2.2.3: space-separated; left out rather than empty.
+        ...(subject.scopes.length > 0 ? { scope: subject.scopes.join(' ') } : {}),
+      };
+      return sign(claims, subject.clientId, subject.audience ?? ownAudience, clientTokenTtlSeconds);
+    },
+
+    verify,
+
+    async verifyUserToken(token) {
+      const claims = await verify(token);
+      // A service's token, or a user's token meant for another API, opens nothing here.
+      if (claims.kind !== 'user' || claims.audience !== ownAudience) throw new AppError('token_invalid', 'not a user token for this audience');
       return claims;
     },
   };
 }
 
-/** jose checked signature, iss, aud, exp, nbf and typ; these are the checks it leaves to us. */
+const isNonEmptyString = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
+
+/** jose checked signature, iss, exp, nbf, typ and that the registered claims are present; these are the checks it leaves to us. */
 function readClaims(payload: JWTPayload, nowSeconds: number): AccessClaims {
-  const { sub, sid, jti, iat, exp, email, roles } = payload;
+  const { sub, sid, jti, iat, exp, aud, email, roles, client_id: clientId, gty, scope } = payload;
+  const common =
+    typeof sub === 'string' && isNonEmptyString(jti) && isNonEmptyString(aud) && typeof iat === 'number' && iat <= nowSeconds && typeof exp === 'number';
+  if (!common) throw malformed();
+  if (gty !== undefined) {
+    // A client token: never mistaken for a user's, whatever else it carries.
+    const valid = gty === CLIENT_CREDENTIALS_GRANT && isNonEmptyString(clientId) && sub === clientId && sid === undefined && (scope === undefined || typeof scope === 'string');
+    if (!valid) throw malformed();
+    return Object.freeze({
+      kind: 'client' as const,
+      clientId,
+      audience: aud,
+      tokenId: jti,
+      issuedAt: iat,
+      expiresAt: exp,
+      scopes: Object.freeze(typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []) as string[],
+    });
+  }
   const valid =
-    typeof sub === 'string' &&
-    /^[1-9]\d{0,15}$/.test(sub) &&
-    typeof sid === 'string' &&
-    sid.length > 0 &&
-    typeof jti === 'string' &&
-    jti.length > 0 &&
-    typeof iat === 'number' &&
-    iat <= nowSeconds &&
-    typeof exp === 'number' &&
+    USER_ID.test(sub) &&
+    isNonEmptyString(sid) &&
+    // Tokens signed before clients existed carry no client_id: they stood for the default client.
+    (clientId === undefined || isNonEmptyString(clientId)) &&
     (roles === undefined || (Array.isArray(roles) && roles.every((role) => typeof role === 'string')));
-  if (!valid) throw new AppError('token_invalid', 'token claims are malformed or issued in the future');
+  if (!valid) throw malformed();
   return Object.freeze({
+    kind: 'user' as const,
     userId: Number(sub),
     sessionId: sid,
+    clientId: clientId ?? DEFAULT_CLIENT_ID,
+    audience: aud,
     tokenId: jti,
     email: typeof email === 'string' ? email : '',
     roles: Object.freeze([...((roles as string[] | undefined) ?? [])]) as string[],
     issuedAt: iat,
     expiresAt: exp,
   });
+}
+
+function malformed(): AppError {
+  return new AppError('token_invalid', 'token claims are malformed or issued in the future');
 }
