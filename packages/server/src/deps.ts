@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
 import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
 import { systemClock, type Clock } from './clock.ts';
+import { createClientStatusCache, type ClientStatusCache } from './clients/status-cache.ts';
 import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
@@ -34,6 +35,8 @@ export interface Deps {
   loginLockout: LoginLockout;
   passwordChangeLockout: LoginLockout;
   userStatus: UserStatusCache;
+  /** Whether a client still exists and is enabled, at most a second old: client tokens live only as long as their client. */
+  clientStatus: ClientStatusCache;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
   close(): Promise<void>;
@@ -111,6 +114,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
         scope: 'password-change',
       }),
       userStatus: createUserStatusCache({ db, clock }),
+      clientStatus: createClientStatusCache({ db, clock }),
       refreshDerivationSecret,
       async close() {
         // An injected hasher belongs to the caller (tests share one across apps).

@@ -184,7 +184,7 @@ describe.each(testDialects())('fuzzing [%s]', (dialect) => {
   /** A valid token of a fresh session per case, so a fuzzed /logout cannot starve the next case. */
   async function freshToken(): Promise<string> {
     sessionCounter += 1;
-    const issued = await test.deps.accessTokens.issue({ userId, email: 'fuzz@example.com', roles: ['user'], sessionId: `fuzz-session-${sessionCounter}` });
+    const issued = await test.deps.accessTokens.issueUserToken({ userId, email: 'fuzz@example.com', roles: ['user'], sessionId: `fuzz-session-${sessionCounter}` });
     return issued.token;
   }
 

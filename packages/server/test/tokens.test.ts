@@ -32,7 +32,7 @@ describe.each(testDialects())('access tokens [%s]', (dialect) => {
   async function forge(claims: JWTPayload, header: Record<string, unknown> = {}): Promise<string> {
     const key = test.deps.keys.current();
     const now = test.clock.nowSeconds();
-    const payload: JWTPayload = { iss: ISSUER, aud: AUDIENCE, sub: String(user.id), email: 'tokens@example.com', roles: ['user'], sid: 'forged-session', jti: 'forged-jti', iat: now, exp: now + 900, ...claims };
+    const payload: JWTPayload = { iss: ISSUER, aud: AUDIENCE, sub: String(user.id), client_id: 'gatehouse', email: 'tokens@example.com', roles: ['user'], sid: 'forged-session', jti: 'forged-jti', iat: now, exp: now + 900, ...claims };
     for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
     return new SignJWT(payload).setProtectedHeader({ alg: key.algorithm, typ: 'at+jwt', kid: key.kid, ...header }).sign(key.privateKey);
   }
@@ -49,8 +49,8 @@ describe.each(testDialects())('access tokens [%s]', (dialect) => {
     expect(protectedHeader.alg).toBe('EdDSA');
     expect(protectedHeader.typ).toBe('at+jwt');
     expect(jwks.keys.map((key: { kid: string }) => key.kid)).toContain(protectedHeader.kid);
-    expect(Object.keys(payload).sort()).toEqual(['aud', 'email', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
-    expect(payload).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: String(user.id), email: 'tokens@example.com', roles: ['user'] });
+    expect(Object.keys(payload).sort()).toEqual(['aud', 'client_id', 'email', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
+    expect(payload).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: String(user.id), client_id: 'gatehouse', email: 'tokens@example.com', roles: ['user'] });
     expect(typeof payload.sub).toBe('string');
     expect(payload.sid).toEqual(expect.any(String));
     expect(payload.jti).toEqual(expect.any(String));
@@ -98,6 +98,24 @@ describe.each(testDialects())('access tokens [%s]', (dialect) => {
     expectInvalid(await users(await forge({ aud: 'another-service' })));
     expectInvalid(await users(await forge({}, { typ: 'JWT' })));
     expectInvalid(await users(await forge({ sub: 'tokens@example.com' })));
+  });
+
+  it('accepts a user token from before clients existed (no client_id) as the default client', async () => {
+    expect((await users(await forge({ client_id: undefined }))).statusCode).toBe(200);
+  });
+
+  it('opens its own routes only to user tokens for JWT_AUDIENCE: not to client tokens, nor to a token of either kind mixed up', async () => {
+    // A service's token (client_credentials) has no user behind it.
+    const clientToken = { sub: 'orders-api', client_id: 'orders-api', gty: 'client_credentials', sid: undefined, email: undefined, roles: undefined };
+    expectInvalid(await users(await forge(clientToken)));
+    expectInvalid(await users(await forge({ ...clientToken, aud: AUDIENCE, scope: 'users:read' })));
+    // Neither kind: a user token with gty, a client token with a sid or a sub other than its client_id.
+    expectInvalid(await users(await forge({ gty: 'client_credentials' })));
+    expectInvalid(await users(await forge({ ...clientToken, sid: 'forged-session' })));
+    expectInvalid(await users(await forge({ ...clientToken, sub: 'billing-api' })));
+    expectInvalid(await users(await forge({ client_id: 42 })));
+    // A user's token asked for another API (RFC 8707) is for that API only.
+    expectInvalid(await users(await forge({ aud: 'https://orders.example' })));
   });
 
   it('refuses a key supplied in the token header', async () => {

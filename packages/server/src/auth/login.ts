@@ -3,7 +3,8 @@ import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
 import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
-import { startSession, type SessionDeps, type SessionTokens } from './sessions.ts';
+import { DEFAULT_CLIENT_ID } from '../clients/clients.ts';
+import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from './sessions.ts';
 
 export interface LoginDeps extends SessionDeps {
   hasher: PasswordHasher;
@@ -15,9 +16,16 @@ export interface LoginResult {
   tokens: SessionTokens;
 }
 
+const DEFAULT_SESSION_CLIENT: SessionClient = Object.freeze({ clientId: DEFAULT_CLIENT_ID, audience: null });
+
+/**
+ * Email and password for a new session. `sessionClient` (the client signed in through and the
+ * audience asked for) has been checked by the caller: a public client named by /login, or the client
+ * the token endpoint identified or authenticated.
+ */
 export async function login(
   deps: LoginDeps,
-  input: { email: string; password: string },
+  input: { email: string; password: string; sessionClient?: SessionClient },
   client: { network: string },
   options: JobOptions = {},
 ): Promise<LoginResult> {
@@ -43,7 +51,7 @@ export async function login(
     // password is known. Best effort: a full hashing queue must not turn a verified login into a 503.
     await rehash(deps, user.id, input.password);
   }
-  const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) });
+  const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) }, input.sessionClient ?? DEFAULT_SESSION_CLIENT);
   return { user: toPublicUser(user), tokens };
 }
 

@@ -1,17 +1,27 @@
-import type { Kysely } from 'kysely';
+import { findActiveClient, mayRequestAudience } from '../clients/clients.ts';
 import { AppError } from '../errors.ts';
 import { extendLiveSession, findRefreshToken, findSession, insertRefreshToken, spendRefreshToken, type RefreshTokenRow, type SessionRow } from '../storage/sessions.ts';
-import type { Database } from '../storage/schema.ts';
 import { findUserById } from '../storage/users.ts';
 import type { Denylist } from '../tokens/denylist.ts';
 import { deriveChildRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '../tokens/refresh-tokens.ts';
 import { parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
 import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
-import { sessionExpiresAt, type SessionDeps, type SessionTokens } from './sessions.ts';
+import { isSessionLive, sessionExpiresAt, type SessionDeps, type SessionTokens } from './sessions.ts';
+import { audienceForClient, type RequestedAudience } from './token-request.ts';
 
 export interface RefreshDeps extends SessionDeps, RevocationDeps {
   denylist: Denylist;
   refreshDerivationSecret: Buffer;
+}
+
+export interface RefreshRequest {
+  /**
+   * The client asking: a public one named by client_id, or a confidential one that authenticated.
+   * Absent: the session's own client, which must then be public.
+   */
+  client?: { id: string; authenticated: boolean };
+  /** Another audience for this access token; the session keeps its own. */
+  audience?: RequestedAudience;
 }
 
 export interface RefreshResult {
@@ -25,7 +35,7 @@ export interface RefreshResult {
  * window, before the child was used: the same child is returned again) or reuse
  * (the whole session is revoked).
  */
-export async function refreshSession(deps: RefreshDeps, presentedToken: string): Promise<RefreshResult> {
+export async function refreshSession(deps: RefreshDeps, presentedToken: string, request: RefreshRequest = {}): Promise<RefreshResult> {
   if (!looksLikeRefreshToken(presentedToken)) throw refreshInvalid();
   const now = deps.clock.nowSeconds();
   const tokenHash = hashRefreshToken(presentedToken);
@@ -35,10 +45,9 @@ export async function refreshSession(deps: RefreshDeps, presentedToken: string):
   const token = await findRefreshToken(deps.db, tokenHash);
   if (!token) throw refreshInvalid();
   const session = await findSession(deps.db, token.session_id);
-  const maxAgeCutoff = now - deps.config.sessions.maxAgeSeconds;
-  if (!session || session.revoked_at !== null || session.expires_at <= now || session.created_at <= maxAgeCutoff || token.expires_at <= now) {
-    throw refreshInvalid();
-  }
+  if (!session || !isSessionLive(deps.config, session, now) || token.expires_at <= now) throw refreshInvalid();
+  // Before anything is spent: a refusal here leaves the token as it was.
+  const audience = await audienceOfRefresh(deps, session, request);
   const user = await findUserById(deps.db, session.user_id);
   if (!user || user.disabled_at !== null) throw refreshInvalid();
 
@@ -61,11 +70,33 @@ export async function refreshSession(deps: RefreshDeps, presentedToken: string):
     }
   }
 
-  const access = await deps.accessTokens.issue({ userId: user.id, email: user.email, roles: parseRoles(user.roles), sessionId: session.id });
+  const access = await deps.accessTokens.issueUserToken({
+    userId: user.id,
+    email: user.email,
+    roles: parseRoles(user.roles),
+    sessionId: session.id,
+    clientId: session.client_id,
+    audience,
+  });
   return {
     user: toPublicUser(user),
     tokens: { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken: childToken, sessionId: session.id },
   };
+}
+
+/**
+ * A refresh token is bound to the client it was issued to (RFC 6749 section 6): only that client may
+ * spend it, only while it exists and is enabled, and a confidential client only with its secret.
+ * Returns the audience of the new access token: the one asked for if the client may ask for it, else
+ * the session's own, as long as the client may still ask for that.
+ */
+async function audienceOfRefresh(deps: RefreshDeps, session: SessionRow, request: RefreshRequest): Promise<string | null> {
+  const client = await findActiveClient(deps.db, session.client_id);
+  const wrongClient = request.client !== undefined && request.client.id !== session.client_id;
+  if (!client || wrongClient || (client.type === 'confidential' && request.client?.authenticated !== true)) throw refreshInvalid();
+  if (request.audience) return audienceForClient(client, request.audience, deps.config.jwt.audience);
+  if (session.audience !== null && !mayRequestAudience(client, session.audience, deps.config.jwt.audience)) throw refreshInvalid();
+  return session.audience;
 }
 
 type SpendOutcome = 'spent' | 'already_spent' | 'session_ended';

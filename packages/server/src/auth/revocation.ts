@@ -5,7 +5,16 @@ import type { Database } from '../storage/schema.ts';
 import type { RevocationBus } from '../shared/index.ts';
 import type { Denylist } from '../tokens/denylist.ts';
 
-export type RevocationReason = 'logout' | 'logout_all' | 'password_change' | 'refresh_token_reuse' | 'account_disabled';
+export type RevocationReason =
+  | 'logout'
+  | 'logout_all'
+  | 'password_change'
+  | 'refresh_token_reuse'
+  | 'account_disabled'
+  /** POST /revoke (RFC 7009). */
+  | 'token_revocation'
+  /** `gatehouse clients delete`: the client's sessions end with it. */
+  | 'client_deleted';
 
 export interface RevocationDeps {
   db: Kysely<Database>;
@@ -17,7 +26,7 @@ export interface RevocationDeps {
 /** Revokes sessions in the database (the source of truth), refuses their access tokens at once here, and tells the other processes. */
 export async function revokeAndDeny(
   deps: RevocationDeps,
-  filter: { sessionId?: string; userId?: number; exceptSessionId?: string },
+  filter: { sessionId?: string; userId?: number; clientId?: string; exceptSessionId?: string },
   reason: RevocationReason,
 ): Promise<string[]> {
   const now = deps.clock.nowSeconds();

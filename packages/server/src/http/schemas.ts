@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { ClientRequestFields } from './client-params.ts';
 
 // Control characters (NUL included) and lone surrogates (not Unicode text) have no place in names or emails.
 const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
@@ -19,6 +20,7 @@ export const LoginBody = Type.Object(
     // PRINTABLE: a NUL byte would otherwise reach PostgreSQL, which refuses it in text with a 500.
     email: Type.String({ minLength: 1, maxLength: 254, pattern: PRINTABLE }),
     password: Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED }),
+    ...ClientRequestFields,
   },
   { additionalProperties: false },
 );

@@ -67,13 +67,14 @@ export async function extendLiveSession(
 /** Revokes the given sessions (not already revoked); returns the ids that changed. */
 export async function revokeSessions(
   db: Executor,
-  filter: { sessionId?: string; userId?: number; exceptSessionId?: string },
+  filter: { sessionId?: string; userId?: number; clientId?: string; exceptSessionId?: string },
   now: number,
   reason: string,
 ): Promise<string[]> {
   let query = db.updateTable('sessions').set({ revoked_at: now, revoked_reason: reason }).where('revoked_at', 'is', null);
   if (filter.sessionId !== undefined) query = query.where('id', '=', filter.sessionId);
   if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+  if (filter.clientId !== undefined) query = query.where('client_id', '=', filter.clientId);
   if (filter.exceptSessionId !== undefined) query = query.where('id', '!=', filter.exceptSessionId);
   const rows = await query.returning('id').execute();
   return rows.map((row) => row.id);

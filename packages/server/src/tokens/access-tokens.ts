@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import { DEFAULT_CLIENT_ID } from '../clients/clients.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
@@ -8,8 +9,6 @@ import type { KeyStore } from '../keys/key-store.ts';
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 /** The `gty` claim of a client token: no user stands behind it. */
 export const CLIENT_CREDENTIALS_GRANT = 'client_credentials';
-/** The client a user token names when none was asked for, and the one tokens issued before clients existed stood for. */
-export const DEFAULT_CLIENT_ID = 'gatehouse';
 const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'exp', 'iat', 'jti'];
 /** An unknown kid may mean another instance rotated keys; look again at most this often. */
 const KEY_RELOAD_INTERVAL_SECONDS = 10;

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { login } from '../../auth/login.ts';
+import { audienceForClient, findPublicClient, requestedAudience } from '../../auth/token-request.ts';
 import { signup } from '../../auth/signup.ts';
 import type { SessionTokens } from '../../auth/sessions.ts';
 import type { Deps } from '../../deps.ts';
@@ -57,7 +58,11 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
       },
     },
     async (request, reply) => {
-      const { user, tokens } = await login(deps, request.body, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
+      const { email, password, client_id: clientId, audience, resource } = request.body;
+      // Checked before the password: a request for a client or audience it cannot have costs no hashing.
+      const client = await findPublicClient(deps.db, clientId);
+      const sessionClient = { clientId: client.id, audience: audienceForClient(client, requestedAudience({ audience, resource }), deps.config.jwt.audience) };
+      const { user, tokens } = await login(deps, { email, password, sessionClient }, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('verification success', user, tokens));
     },
   );

@@ -5,14 +5,16 @@ import { changePassword } from '../../auth/change-password.ts';
 import { logout } from '../../auth/logout.ts';
 import { refreshSession } from '../../auth/refresh.ts';
 import type { Deps } from '../../deps.ts';
+import { requestedAudience, findPublicClient } from '../../auth/token-request.ts';
 import { createAuthGuard } from '../auth-guard.ts';
+import { ClientRequestFields } from '../client-params.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
 import { clientGoneSignal } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { BEARER_SECURITY, WELL_FORMED } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
 
-const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+const RefreshBody = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }), ...ClientRequestFields }, { additionalProperties: false });
 const LogoutBody = Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 const ChangePasswordBody = Type.Object(
   {
@@ -40,7 +42,10 @@ export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promis
       },
     },
     async (request, reply) => {
-      const { user, tokens } = await refreshSession(deps, request.body.refresh_token);
+      const { refresh_token: refreshToken, client_id: clientId, audience, resource } = request.body;
+      // A client_id must name a public client (400 otherwise); without one, the session's client must be public.
+      const client = clientId === undefined ? undefined : { id: (await findPublicClient(deps.db, clientId)).id, authenticated: false };
+      const { user, tokens } = await refreshSession(deps, refreshToken, { client, audience: requestedAudience({ audience, resource }) });
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('token refreshed', user, tokens));
     },
   );

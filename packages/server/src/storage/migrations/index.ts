@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as initial from './0001_initial.ts';
 import * as signingKeyActivation from './0002_signing_key_activation.ts';
 import * as clients from './0003_clients.ts';
+import * as sessionClient from './0004_session_client.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_signing_key_activation': signingKeyActivation,
   '0003_clients': clients,
+  '0004_session_client': sessionClient,
 };
