@@ -8,6 +8,7 @@ import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
 import { authRoutes } from './routes/auth.ts';
 import { metaRoutes } from './routes/meta.ts';
+import { oauthRoutes } from './routes/oauth.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
@@ -104,6 +105,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           accessTokenHeader: { type: 'apiKey', in: 'header', name: 'x-access-token' },
+          clientBasic: { type: 'http', scheme: 'basic', description: 'Confidential client: client_id and secret, form-urlencoded (RFC 6749 section 2.3.1)' },
         },
       },
     },
@@ -115,6 +117,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     await sessionRoutes(routes, deps);
     await userRoutes(routes, deps);
     await wellKnownRoutes(routes, deps);
+    await oauthRoutes(routes, deps);
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

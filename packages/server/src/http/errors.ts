@@ -91,7 +91,7 @@ interface ValidationIssue {
   message?: string | undefined;
 }
 
-function toFieldError(issue: ValidationIssue, context: string | undefined): FieldError {
+export function toFieldError(issue: ValidationIssue, context: string | undefined): FieldError {
   const path = issue.instancePath.split('/').filter(Boolean).join('.');
   const missing = issue.keyword === 'required' ? String(issue.params.missingProperty) : undefined;
   const extra = issue.keyword === 'additionalProperties' ? String(issue.params.additionalProperty) : undefined;

@@ -1,0 +1,38 @@
+import { isAppError } from '../errors.ts';
+import { findRefreshToken, findSession } from '../storage/sessions.ts';
+import type { AccessTokens } from '../tokens/access-tokens.ts';
+import { hashRefreshToken, looksLikeRefreshToken } from '../tokens/refresh-tokens.ts';
+import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
+
+export interface TokenRevocationDeps extends RevocationDeps {
+  accessTokens: AccessTokens;
+}
+
+/**
+ * RFC 7009: revokes the session behind a refresh token or an access token, when that token was
+ * issued to the client asking. Anything else (unknown, malformed, expired, another client's, a
+ * session already over) changes nothing and is no error: the answer never tells a token's state.
+ * The token is told apart by its shape, so a wrong token_type_hint costs nothing.
+ * A client token has no session to end: its own client learns so (`client_token`: the token
+ * endpoint answers unsupported_token_type).
+ */
+export async function revokeToken(deps: TokenRevocationDeps, token: string, clientId: string): Promise<'revoked' | 'ignored' | 'client_token'> {
+  if (looksLikeRefreshToken(token)) {
+    const row = await findRefreshToken(deps.db, hashRefreshToken(token));
+    const session = row ? await findSession(deps.db, row.session_id) : undefined;
+    if (!session || session.client_id !== clientId) return 'ignored';
+    await revokeAndDeny(deps, { sessionId: session.id }, 'token_revocation');
+    return 'revoked';
+  }
+  let claims;
+  try {
+    claims = await deps.accessTokens.verify(token);
+  } catch (error) {
+    if (isAppError(error)) return 'ignored'; // malformed, foreign or expired: nothing left to revoke
+    throw error;
+  }
+  if (claims.clientId !== clientId) return 'ignored';
+  if (claims.kind === 'client') return 'client_token';
+  await revokeAndDeny(deps, { sessionId: claims.sessionId }, 'token_revocation');
+  return 'revoked';
+}
