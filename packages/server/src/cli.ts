@@ -13,6 +13,13 @@ const USAGE = `usage: gatehouse <command>
   keys rotate --now  the new key signs at once (a compromised key)
   keys reencrypt   re-encrypt every signing key and server secret under KEY_ENCRYPTION_SECRET
                    (from plaintext, or from KEY_ENCRYPTION_SECRET_PREVIOUS when rotating it)
+  clients create --id <id> --name <name> --type public|confidential [--audience <aud>]... [--scope <scope>]... [--json]
+                   register an application (public) or a service (confidential: its secret is printed once)
+  clients list [--json]
+  clients rotate-secret <id> [--grace 1h] [--json]
+                   a new secret; the old one keeps working for the grace (none by default: a leaked secret)
+  clients delete <id> [--json]
+                   delete a client and revoke its sessions (the default client gatehouse stays)
   db copy --from <url> --to <url> [--force]
                    copy every row (e.g. sqlite:./data/gatehouse.db → postgres://…), verified by row counts
                    and checksums; refuses a non-empty target unless --force (which replaces its rows)`;
@@ -22,6 +29,7 @@ async function run(argv: string[]): Promise<number> {
   // Its own options (--from, --to…); it names both databases instead of reading DATABASE_URL.
   if (argv[0] === 'db' && argv[1] === 'copy') return (await import('./storage/copy.ts')).runDbCopy(argv.slice(2));
   if (argv[0] === 'keys') return runKeysCommand(argv.slice(1), USAGE);
+  if (argv[0] === 'clients') return (await import('./clients/commands.ts')).runClientsCommand(argv.slice(1), USAGE);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { workers: { type: 'string' } } });
   const command = positionals.join(' ');
   if (values.workers !== undefined && command !== 'serve') {
