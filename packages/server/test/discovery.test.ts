@@ -6,6 +6,17 @@ import { json, signedInUser, startTestApp, testDialects, type DialectName, type 
 const ISSUER = 'http://localhost:2000';
 const HS_SECRET = 'an-hs256-secret-of-more-than-32-bytes!';
 const DISCOVERY_PATHS = ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'];
+const OAUTH_METADATA = {
+  issuer: ISSUER,
+  token_endpoint: `${ISSUER}/oauth/token`,
+  grant_types_supported: ['password', 'refresh_token', 'client_credentials'],
+  token_endpoint_auth_methods_supported: ['client_secret_basic', 'none'],
+  revocation_endpoint: `${ISSUER}/revoke`,
+  revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'none'],
+  introspection_endpoint: `${ISSUER}/introspect`,
+  introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+  service_documentation: `${ISSUER}/docs`,
+};
 
 /** A port free a moment ago; the issuer must name the listening URL before the app is built. */
 function freePort(): Promise<number> {
@@ -41,20 +52,28 @@ describe.each(testDialects())('discovery metadata [%s]', (dialect) => {
   });
   afterAll(() => test.close());
 
-  it.each(DISCOVERY_PATHS)('GET %s publishes only what is true: issuer, jwks_uri, service_documentation', async (path) => {
+  it.each(DISCOVERY_PATHS)('GET %s publishes only what is true: issuer, keys, the OAuth endpoints and what they take, documentation', async (path) => {
     const response = await test.app.inject({ method: 'GET', url: path });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     const metadata = json(response);
-    expect(metadata).toStrictEqual({
-      issuer: ISSUER,
-      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
-      service_documentation: `${ISSUER}/docs`,
-    });
-    // Named for the review finding: no ID tokens and no password grant are offered.
+    expect(metadata).toStrictEqual({ ...OAUTH_METADATA, jwks_uri: `${ISSUER}/.well-known/jwks.json` });
+    // No ID tokens, and no authorization endpoint, so no response types (RFC 8414 section 3.2: omitted, not empty).
     expect(metadata).not.toHaveProperty('id_token_signing_alg_values_supported');
-    expect(metadata.grant_types_supported ?? []).not.toContain('password');
-    expect(metadata).not.toHaveProperty('token_endpoint');
+    expect(metadata).not.toHaveProperty('response_types_supported');
+  });
+
+  it('lists only endpoints that answer, with the grants and client authentications they take', async () => {
+    const metadata = json(await test.app.inject({ method: 'GET', url: DISCOVERY_PATHS[0]! }));
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    for (const grant of metadata.grant_types_supported) {
+      const response = await test.app.inject({ method: 'POST', url: new URL(metadata.token_endpoint).pathname, headers: form, payload: `grant_type=${grant}` });
+      expect(JSON.parse(response.body).error, grant).not.toBe('unsupported_grant_type');
+    }
+    for (const endpoint of [metadata.revocation_endpoint, metadata.introspection_endpoint]) {
+      const response = await test.app.inject({ method: 'POST', url: new URL(endpoint).pathname, headers: form, payload: '' });
+      expect([400, 401]).toContain(response.statusCode);
+    }
   });
 
   it('serves the same document at both paths', async () => {
@@ -94,7 +113,7 @@ describe.each(testDialects())('discovery metadata with HS256 [%s]', (dialect) =>
       for (const url of DISCOVERY_PATHS) {
         const response = await test.app.inject({ method: 'GET', url });
         expect(response.statusCode).toBe(200);
-        expect(json(response)).toStrictEqual({ issuer: ISSUER, service_documentation: `${ISSUER}/docs` });
+        expect(json(response)).toStrictEqual(OAUTH_METADATA);
         expect(response.body).not.toContain(HS_SECRET);
       }
     } finally {

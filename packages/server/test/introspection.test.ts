@@ -151,7 +151,8 @@ describe.each(testDialects())('POST /introspect [%s]', (dialect) => {
     const wrongSecret = `${resourceServer.secret.slice(0, -1)}${resourceServer.secret.endsWith('A') ? 'B' : 'A'}`;
     const publicBasic = `Basic ${Buffer.from(`spa:${resourceServer.secret}`).toString('base64')}`;
     const wrongBasic = `Basic ${Buffer.from(`orders-api:${wrongSecret}`).toString('base64')}`;
-    for (const headers of [{}, { authorization: publicBasic }, { authorization: wrongBasic }, { authorization: 'Basic ###' }, { authorization: `Bearer ${user.token}` }]) {
+    const callers: Array<Record<string, string>> = [{}, { authorization: publicBasic }, { authorization: wrongBasic }, { authorization: 'Basic ###' }, { authorization: `Bearer ${user.token}` }];
+    for (const headers of callers) {
       const response = await postForm(test.app, '/introspect', { token: user.token }, headers);
       expectOAuthError(response, 401, 'invalid_client', [resourceServer.secret, wrongSecret]);
     }

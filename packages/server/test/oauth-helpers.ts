@@ -2,7 +2,9 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { decodeJwt } from 'jose';
 import { expect } from 'vitest';
 import { createClient, type NewClient } from '../src/clients/clients.ts';
-import { assertNoLeak, json, type TestApp } from './helpers.ts';
+import { fixedClock } from '../src/clock.ts';
+import { assertNoLeak, createTestDatabase, json, openTestApp, type DialectName, type TestApp } from './helpers.ts';
+import { freePort } from './service-process.ts';
 
 /** RFC 6749 section 2.3.1: id and secret form-urlencoded, then base64. */
 export function basicAuthorization(clientId: string, secret: string): string {
@@ -65,4 +67,28 @@ export function expectTokenAnswer(response: LightMyRequestResponse) {
   const body = json<{ access_token: string; token_type: string; expires_in: number; refresh_token?: string; scope?: string }>(response);
   expect(body.token_type).toBe('Bearer');
   return { body, claims: decodeJwt(body.access_token) };
+}
+
+/**
+ * An app listening on 127.0.0.1 whose JWT_ISSUER is its own URL, on a fresh database, with a clock
+ * frozen at the wall time (libraries such as oauth4webapi check exp and iat against the real clock).
+ */
+export async function startListeningApp(dialect: DialectName, env: Record<string, string> = {}): Promise<{ test: TestApp; origin: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const origin = `http://127.0.0.1:${await freePort()}`;
+    const database = await createTestDatabase(dialect);
+    const test = await openTestApp(database, { JWT_ISSUER: origin, ...env }, fixedClock(new Date()));
+    const closeApp = test.close;
+    test.close = async () => {
+      await closeApp();
+      await database.drop();
+    };
+    try {
+      await test.app.listen({ host: '127.0.0.1', port: Number(new URL(origin).port) });
+      return { test, origin };
+    } catch (error) {
+      await test.close();
+      if (attempt >= 3 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
 }
