@@ -1,6 +1,6 @@
-import type { CounterStore } from './counter-store.ts';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors.ts';
+import type { CounterStore } from './counter-store.ts';
 
 const WINDOW_SECONDS = 60;
 

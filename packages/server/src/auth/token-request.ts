@@ -1,6 +1,6 @@
+import type { Kysely } from 'kysely';
 import { DEFAULT_CLIENT_ID, findActiveClient, mayRequestAudience, type Client } from '../clients/clients.ts';
 import { invalidInput } from '../errors.ts';
-import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.ts';
 
 /** An audience a request asked for, and the parameter it came in (RFC 8707 `resource`, or the common `audience`). */

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { login } from '../../auth/login.ts';
-import { audienceForClient, findPublicClient, requestedAudience } from '../../auth/token-request.ts';
-import { signup } from '../../auth/signup.ts';
 import type { SessionTokens } from '../../auth/sessions.ts';
+import { signup } from '../../auth/signup.ts';
+import { audienceForClient, findPublicClient, requestedAudience } from '../../auth/token-request.ts';
 import type { Deps } from '../../deps.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
 import { clientGoneSignal, logHashingRefusals } from '../hashing.ts';
