@@ -46,6 +46,8 @@ describe.skipIf(!redisUnderTest).each(testDialects())('two Gatehouse processes s
       DATABASE_URL: database.url,
       REDIS_URL: redisUnderTest!.url,
       REDIS_KEY_PREFIX: redisUnderTest!.keyPrefix,
+      // Instances behind one address share one issuer; by default each would name its own port.
+      JWT_ISSUER: 'http://gatehouse.test',
       TRUST_PROXY: '127.0.0.1',
       RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
       LOGIN_MAX_FAILURES: String(LOGIN_MAX_FAILURES),
