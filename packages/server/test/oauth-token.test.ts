@@ -241,7 +241,7 @@ describe.each(testDialects())('POST /oauth/token [%s]', (dialect) => {
 });
 
 describe.each(testDialects())('POST /oauth/token budgets [%s]', (dialect) => {
-  it('shares the per-address budget of /login and /token/refresh', async () => {
+  it('shares the per-address budget of /login and /token/refresh, as /revoke does', async () => {
     const test = await startTestApp(dialect, { RATE_LIMIT_PER_MINUTE: '2' });
     try {
       expect((await loginUser(test.app, 'nobody@example.com')).statusCode).toBe(403);
@@ -250,6 +250,8 @@ describe.each(testDialects())('POST /oauth/token budgets [%s]', (dialect) => {
       expectOAuthError(limited, 429, 'temporarily_unavailable');
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       expectErrorEnvelope(await loginUser(test.app, 'nobody@example.com'), 429);
+      // Revocation costs a lookup per token: it draws on the same budget.
+      expectOAuthError(await postForm(test.app, '/revoke', { token: 'A'.repeat(43) }), 429, 'temporarily_unavailable');
     } finally {
       await test.close();
     }
