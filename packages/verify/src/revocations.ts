@@ -56,6 +56,8 @@ const FIRST_BACKOFF_MS = 500;
 /** Past the long poll's own wait, how long an answer may take before the request is dropped and made again. */
 const REQUEST_SLACK_MS = 10_000;
 const PRUNE_INTERVAL_MS = 60_000;
+/** Least time between the starts of two requests: under a storm of logouts, at most five requests a second. */
+const MIN_REQUEST_INTERVAL_MS = 200;
 
 /** RFC 6749 section 2.3.1: id and secret are form-url-encoded before they are joined and base64-encoded. */
 function basicCredentials(clientId: string, clientSecret: string): string {
@@ -82,8 +84,9 @@ function readAnswer(body: unknown): FeedAnswer {
 /**
  * Follows Gatehouse's revocation feed: one long-poll request at a time, answered as soon as a
  * session is revoked (or after waitSeconds with nothing new), so a logout reaches this process
- * within about a second at the cost of about two idle requests a minute. Failures back off
- * exponentially (0.5 s to 30 s, jittered, or the server's Retry-After).
+ * within about a second at the cost of about two idle requests a minute, and at most five a second
+ * under a storm of logouts. Failures back off exponentially (0.5 s to 30 s, jittered, or the
+ * server's Retry-After).
  */
 export function followRevocations(options: RevocationFollowerOptions): RevocationFollower {
   /** session id → epoch seconds after which every access token of it has expired. */
@@ -144,11 +147,13 @@ export function followRevocations(options: RevocationFollowerOptions): Revocatio
   async function run(): Promise<void> {
     while (!closing.signal.aborted) {
       let delayMs = 0;
+      const startedAt = performance.now();
       try {
         remember(await poll());
         consecutiveFailures = 0;
         lastAnswerAt = options.now();
         state = 'live';
+        delayMs = MIN_REQUEST_INTERVAL_MS - (performance.now() - startedAt);
       } catch (error) {
         if (closing.signal.aborted) break;
         consecutiveFailures += 1;

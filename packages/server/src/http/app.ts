@@ -8,6 +8,7 @@ import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
 import { authRoutes } from './routes/auth.ts';
 import { metaRoutes } from './routes/meta.ts';
+import { revocationRoutes } from './routes/revocations.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
@@ -115,6 +116,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     await sessionRoutes(routes, deps);
     await userRoutes(routes, deps);
     await wellKnownRoutes(routes, deps);
+    await revocationRoutes(routes, deps);
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
