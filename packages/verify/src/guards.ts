@@ -5,6 +5,7 @@ import { answerFastify, answerNode, isFastifyReply, type FastifyReplyLike, type 
 /** Set on each request the verifier admits, beside `auth`, so a guard can name the realm in its challenge. */
 export const REALM = Symbol.for('@gatehouse/verify.realm');
 
+/** What the verifier sets on a request it admits: `auth` (declare it on your framework's request type), and the realm. */
 export interface AuthenticatedRequest {
   auth?: Claims | null;
   [REALM]?: string;
@@ -14,22 +15,23 @@ export interface AuthenticatedRequest {
  * A check on verified claims. It is also a middleware for Express (after `verifier.express()`) and
  * an onRequest/preHandler hook for Fastify (after the verifier's plugin or hook): it reads
  * `request.auth` and answers 403 insufficient_scope (RFC 6750) when the check fails.
+ * Parameters are typed loosely on purpose, so it fits either framework's handler type unchanged.
  */
 export interface Guard {
-  (request: AuthenticatedRequest, response: NodeResponseLike | FastifyReplyLike, next: (error?: unknown) => void): void;
+  (request: object, response: NodeResponseLike | FastifyReplyLike, next: (error?: Error) => void): void;
   /** Throws VerifyError (wrong_token_kind, insufficient_role, insufficient_scope) when the claims do not pass. */
   check(claims: Claims): void;
 }
 
 function guard(check: (claims: Claims) => void): Guard {
-  const middleware = ((request, response, next) => {
+  const middleware = ((request: AuthenticatedRequest, response, next) => {
     const claims = request.auth;
     // A guard before the verifier is a wiring mistake; fail loudly (500), never open.
     if (!claims) return next(new Error('@gatehouse/verify: a guard ran on a request the verifier has not authenticated; put verifier.express() (or the Fastify plugin) before it'));
     try {
       check(claims);
     } catch (error) {
-      if (!(error instanceof VerifyError)) return next(error);
+      if (!(error instanceof VerifyError)) return next(error as Error);
       const realm = request[REALM];
       if (isFastifyReply(response)) return answerFastify(response, error, realm);
       return answerNode(response as NodeResponseLike, error, realm);

@@ -5,6 +5,7 @@ export type {
   FastifyHook,
   FastifyInstanceLike,
   FastifyPlugin,
+  RequestLike,
   RevocationFeedOptions,
   Verifier,
   VerifierOptions,

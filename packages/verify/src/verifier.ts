@@ -65,8 +65,12 @@ export interface FastifyInstanceLike {
   addHook(name: 'onRequest', hook: FastifyHook): unknown;
 }
 
-export type ExpressMiddleware = (request: AuthenticatedRequest & { headers: RequestHeaders }, response: NodeResponseLike, next: (error?: unknown) => void) => void;
-export type FastifyHook = (request: AuthenticatedRequest & { headers: RequestHeaders }, reply: FastifyReplyLike, done: (error?: Error) => void) => void;
+/** The request as the adapters see it: its headers. They set `auth` on it (declare it on your framework's request type). */
+export interface RequestLike {
+  headers: RequestHeaders;
+}
+export type ExpressMiddleware = (request: RequestLike, response: NodeResponseLike, next: (error?: Error) => void) => void;
+export type FastifyHook = (request: RequestLike, reply: FastifyReplyLike, done: (error?: Error) => void) => void;
 export type FastifyPlugin = ((instance: FastifyInstanceLike, options: unknown, done: (error?: Error) => void) => void) & Record<symbol, unknown>;
 
 export interface Verifier {
@@ -231,12 +235,17 @@ export function createVerifier(options: VerifierOptions): Verifier {
     );
   }
 
+  function admit(request: RequestLike, claims: Claims): void {
+    const admitted = request as RequestLike & AuthenticatedRequest;
+    admitted.auth = claims;
+    admitted[REALM] = realm;
+  }
+
   const fastifyHook = (...guards: Guard[]): FastifyHook =>
     function gatehouseVerify(request, reply, done) {
       authenticate(request.headers, guards, (error, claims) => {
         if (error) return answerFastify(reply, error, realm);
-        request.auth = claims;
-        request[REALM] = realm;
+        admit(request, claims!);
         done();
       });
     };
@@ -259,8 +268,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       function gatehouseVerify(request, response, next) {
         authenticate(request.headers, guards, (error, claims) => {
           if (error) return answerNode(response, error, realm);
-          request.auth = claims;
-          request[REALM] = realm;
+          admit(request, claims!);
           next();
         });
       },
