@@ -45,7 +45,7 @@ async function startOrdersService(env: Record<string, string>): Promise<OrdersSe
   const deadline = performance.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`orders-service exited: ${output}`);
-    const health = await fetch(`${service.baseUrl}/healthz`).then((response) => (response.ok ? response.json() : undefined), () => undefined);
+    const health = (await fetch(`${service.baseUrl}/healthz`).then((response) => (response.ok ? response.json() : undefined), () => undefined)) as { revocations?: string } | undefined;
     if (health?.revocations === 'live') return service;
     if (performance.now() > deadline) {
       await service.stop();
