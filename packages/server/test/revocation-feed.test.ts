@@ -124,6 +124,15 @@ describe.each(testDialects())('GET /revocations [%s]', (dialect) => {
     expectErrorEnvelope(await feed(test.app, client), 401, 'client authentication failed');
   });
 
+  it('is documented: client authentication, the query, and every status it answers', async () => {
+    const document = json(await test.app.inject({ method: 'GET', url: '/openapi.json' }));
+    const operation = document.paths['/revocations'].get;
+    expect(operation).toMatchObject({ operationId: 'listRevocations', security: [{ clientBasic: [] }] });
+    expect(document.components.securitySchemes.clientBasic).toMatchObject({ type: 'http', scheme: 'basic' });
+    expect(Object.keys(operation.responses).sort()).toEqual(['200', '400', '401', '429', '503']);
+    expect(operation.parameters.map((parameter: { name: string }) => parameter.name).sort()).toEqual(['since', 'wait']);
+  });
+
   it(`throttles each client at ${REVOCATION_FEED_REQUESTS_PER_CLIENT_PER_MINUTE} requests a minute, apart from the others`, async () => {
     const other = await confidentialClient(test, 'billing-service');
     for (let index = 0; index < REVOCATION_FEED_REQUESTS_PER_CLIENT_PER_MINUTE; index += 1) {

@@ -105,6 +105,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           accessTokenHeader: { type: 'apiKey', in: 'header', name: 'x-access-token' },
+          clientBasic: { type: 'http', scheme: 'basic', description: 'A confidential client: client_id and secret (RFC 6749 section 2.3.1)' },
         },
       },
     },
