@@ -163,7 +163,11 @@ export function followRevocations(options: RevocationFollowerOptions): Revocatio
         const backoff = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (consecutiveFailures - 1)) * (0.8 + Math.random() * 0.4);
         // A refused cursor is retried at once the first time: the snapshot it leads to is the fix.
         delayMs = refused?.cursorRefused && consecutiveFailures === 1 ? 0 : (refused?.retryAfterMs ?? backoff);
-        options.onError(refused ?? new Error(`revocation feed request failed: ${(error as Error).message}`));
+        try {
+          options.onError(refused ?? new Error(`revocation feed request failed: ${(error as Error).message}`));
+        } catch {
+          // A throwing onError must not end the loop: the feed is what keeps revoked tokens out.
+        }
       } finally {
         settleFirst();
       }
