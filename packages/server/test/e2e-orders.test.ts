@@ -119,4 +119,18 @@ describe.each(testDialects())('Gatehouse and examples/orders-service as processe
     expect(delayMs).toBeLessThan(1000);
     expect(orders!.output()).not.toContain(token);
   });
+
+  it("Gatehouse stops at once on SIGTERM though the service's long poll waits on it; the service keeps verifying", async () => {
+    const gatehouseUrl = gatehouse!.baseUrl;
+    await call(gatehouseUrl, 'POST', '/signup', { body: { name: 'Grace', email: 'grace@example.com', password: STRONG_PASSWORD } });
+    const token = (await call(gatehouseUrl, 'POST', '/login', { body: { email: 'grace@example.com', password: STRONG_PASSWORD } })).body.token as string;
+    expect((await call(orders!.baseUrl, 'GET', '/orders', { token })).status).toBe(200);
+    const stoppingAt = performance.now();
+    await gatehouse!.stop();
+    const stopMs = performance.now() - stoppingAt;
+    console.log(`e2e (${dialect}): Gatehouse exited ${stopMs.toFixed(0)} ms after SIGTERM with the feed's long poll open`);
+    expect(stopMs).toBeLessThan(3000);
+    // Verified locally: Gatehouse being away does not take the orders service down.
+    expect((await call(orders!.baseUrl, 'GET', '/orders', { token })).status).toBe(200);
+  });
 });
