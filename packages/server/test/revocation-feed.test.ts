@@ -6,7 +6,7 @@ import { startBackgroundTasks, type BackgroundTasks } from '../src/background/ta
 import { setClientDisabled } from '../src/clients/clients.ts';
 import { REVOCATION_FEED_REQUESTS_PER_CLIENT_PER_MINUTE } from '../src/http/routes/revocations.ts';
 import { REVOCATION_MARGIN_SECONDS } from '../src/tokens/denylist.ts';
-import { REVOCATION_FEED_MAX_WAITERS } from '../src/tokens/revocation-feed.ts';
+import { REVOCATION_FEED_LOG_LIMIT, REVOCATION_FEED_MAX_WAITERS } from '../src/tokens/revocation-feed.ts';
 import { basicAuthorization, confidentialClient, sessionIdOf } from './client-helpers.ts';
 import { createTestDatabase, expectErrorEnvelope, json, openTestApp, signedInUser, startTestApp, testDialects, testRedis, type TestApp, type TestDatabase } from './helpers.ts';
 
@@ -101,6 +101,19 @@ describe.each(testDialects())('GET /revocations [%s]', (dialect) => {
     expect(afterRestart.reset).toBe(true);
     expect(afterRestart.revoked.map((entry) => entry.sid)).toEqual([sessionIdOf(user.token)]);
     expect(afterRestart.cursor.split('.')[0]).not.toBe(epoch);
+  });
+
+  it(`keeps ${REVOCATION_FEED_LOG_LIMIT} revocations for deltas: a cursor the log has passed gets a snapshot`, async () => {
+    const { cursor: before } = feedData(await feed(test.app, client));
+    // A burst bigger than the log (as a mass logout would make), told to the denylist the way other processes' news is.
+    const burst = Array.from({ length: REVOCATION_FEED_LOG_LIMIT + 1 }, (_, index) => `burst-${index}`);
+    test.deps.denylist.addSessions(burst, test.clock.nowSeconds());
+    const behind = feedData(await feed(test.app, client, { since: before }));
+    expect(behind.reset).toBe(true);
+    expect(behind.revoked).toHaveLength(burst.length);
+    // A cursor still inside the log gets only what is new.
+    test.deps.denylist.addSessions(['after-the-burst'], test.clock.nowSeconds());
+    expect(feedData(await feed(test.app, client, { since: behind.cursor })).revoked.map((entry) => entry.sid)).toEqual(['after-the-burst']);
   });
 
   it('refuses everyone but an enabled confidential client with its secret, with one answer', async () => {
