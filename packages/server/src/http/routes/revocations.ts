@@ -19,12 +19,15 @@ const MAX_WAIT_SECONDS = 30;
 const RevocationsQuery = Type.Object(
   {
     since: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The cursor of the previous answer; absent: a snapshot' })),
-    wait: Type.Integer({
-      minimum: 0,
-      maximum: MAX_WAIT_SECONDS,
-      default: 0,
-      description: 'Seconds to wait for a revocation when there is nothing new (long poll); 0 answers at once',
-    }),
+    // Optional, not just defaulted: a default alone makes the OpenAPI document call it required.
+    wait: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_WAIT_SECONDS,
+        default: 0,
+        description: 'Seconds to wait for a revocation when there is nothing new (long poll); 0 answers at once',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -78,7 +81,7 @@ export async function revocationRoutes(rawApp: FastifyInstance, deps: Deps): Pro
         throw new AppError('rate_limited', 'revocation feed budget of this client spent', { retryAfterSeconds: Math.max(1, resetAt - now) });
       }
       const signal = clientGoneSignal(reply);
-      const answer = await feed.read(request.query.since, { waitMs: request.query.wait * 1000, signal });
+      const answer = await feed.read(request.query.since, { waitMs: (request.query.wait ?? 0) * 1000, signal });
       reply.header('cache-control', 'no-store');
       return envelope(200, 'revocations', answer);
     },
