@@ -115,6 +115,18 @@ export async function buildCheckedApp(deps: Deps, options: AppOptions = {}): Pro
   return app;
 }
 
+/** startTestApp listening on 127.0.0.1 (a free port), for clients that speak real HTTP; origin is its base URL. */
+export async function startListeningTestApp(dialect: DialectName, env: Record<string, string> = {}): Promise<{ test: TestApp; origin: string }> {
+  const test = await startTestApp(dialect, env);
+  try {
+    const origin = await test.app.listen({ host: '127.0.0.1', port: 0 });
+    return { test, origin };
+  } catch (error) {
+    await test.close();
+    throw error;
+  }
+}
+
 export function json<T = any>(response: LightMyRequestResponse): T {
   return JSON.parse(response.body) as T;
 }
