@@ -33,6 +33,7 @@ describe('loadConfig', () => {
         issuer: 'http://localhost:2000',
         audience: 'gatehouse',
         accessTokenTtlSeconds: 900,
+        clientTokenTtlSeconds: 300,
         refreshTokenTtlSeconds: 2592000,
         refreshReuseGraceSeconds: 10,
       },
@@ -139,6 +140,14 @@ describe('loadConfig', () => {
     expect(configError({ TRUST_PROXY: '10.0.0.0/33' }).problems[0]).toMatch(/10\.0\.0\.0\/33/);
     expect(configError({ TRUST_PROXY: 'proxy.local' }).problems[0]).toMatch(/proxy\.local/);
     expect(configError({ TRUST_PROXY: '11' }).problems[0]).toMatch(/hop count/);
+  });
+
+  it('defaults the issuer to the address it listens on, loopback and wildcards as localhost', () => {
+    expect(loadConfig({ PORT: '8080' }).jwt.issuer).toBe('http://localhost:8080');
+    expect(loadConfig({ HOST: '0.0.0.0', PORT: '3000' }).jwt.issuer).toBe('http://localhost:3000');
+    expect(loadConfig({ HOST: 'auth.internal', PORT: '80' }).jwt.issuer).toBe('http://auth.internal');
+    expect(loadConfig({ HOST: 'fd00::5', PORT: '2000' }).jwt.issuer).toBe('http://[fd00::5]:2000');
+    expect(loadConfig({ HOST: '0.0.0.0', JWT_ISSUER: 'https://auth.example.com' }).jwt.issuer).toBe('https://auth.example.com');
   });
 
   it('accepts durations like 15m, 12h and 30d', () => {

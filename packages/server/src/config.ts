@@ -34,6 +34,8 @@ export interface Config {
     issuer: string;
     audience: string;
     accessTokenTtlSeconds: number;
+    /** Lifetime of a client_credentials (service-to-service) access token. */
+    clientTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
     refreshReuseGraceSeconds: number;
   };
@@ -220,9 +222,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (!/^https?:\/\/[^/]+$/.test(origin)) read.problems.push(`CORS_ORIGINS entry "${origin}" must be an origin like https://app.example.com`);
   }
 
+  const host = read.string('HOST', '127.0.0.1');
+  const port = read.integer('PORT', 2000, 0, 65535);
   const config: Config = {
-    host: read.string('HOST', '127.0.0.1'),
-    port: read.integer('PORT', 2000, 0, 65535),
+    host,
+    port,
     databaseUrl,
     redisUrl: read.url('REDIS_URL', undefined, ['redis:', 'rediss:']),
     redisKeyPrefix: read.string('REDIS_KEY_PREFIX', 'gatehouse:'),
@@ -236,9 +240,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     jwt: {
       algorithm,
       secret: algorithm === 'HS256' ? secret : undefined,
-      issuer: read.url('JWT_ISSUER', 'http://localhost:2000', ['http:', 'https:']) ?? 'http://localhost:2000',
+      issuer: read.url('JWT_ISSUER', undefined, ['http:', 'https:']) ?? defaultIssuer(host, port),
       audience: read.string('JWT_AUDIENCE', 'gatehouse'),
       accessTokenTtlSeconds: read.duration('ACCESS_TOKEN_TTL', 900, 10, 86400),
+      clientTokenTtlSeconds: read.duration('CLIENT_TOKEN_TTL', 300, 10, 86400),
       refreshTokenTtlSeconds: read.duration('REFRESH_TOKEN_TTL', 2592000, 60, 31536000),
       refreshReuseGraceSeconds: read.duration('REFRESH_REUSE_GRACE', 10, 0, 300),
     },
@@ -275,6 +280,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);
+}
+
+/**
+ * Without JWT_ISSUER the issuer is the address the service listens on, so discovery clients that
+ * compare the issuer with the URL they fetched (RFC 8414 section 3.3) accept it. Loopback and
+ * wildcard addresses become `localhost`; a public deployment sets JWT_ISSUER to its public URL.
+ */
+export function defaultIssuer(host: string, port: number): string {
+  const local = ['127.0.0.1', '::1', '0.0.0.0', '::', 'localhost', ''].includes(host);
+  const name = local ? 'localhost' : isIP(host) === 6 ? `[${host}]` : host;
+  return port === 80 ? `http://${name}` : `http://${name}:${port}`;
 }
 
 /** WORKERS: a number, or `auto` for one per core. */

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'token_expired'
   | 'token_revoked'
   | 'refresh_invalid'
+  | 'client_invalid'
+  | 'forbidden'
   | 'rate_limited'
   | 'unavailable';
 

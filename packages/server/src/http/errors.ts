@@ -19,6 +19,9 @@ const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
   token_expired: { status: 401, message: 'auth failed - token has expired' },
   token_revoked: { status: 401, message: 'auth failed - token has been revoked' },
   refresh_invalid: { status: 401, message: 'refresh failed - token is invalid' },
+  // One answer for an unknown client, a wrong secret, a public or disabled client and a malformed header.
+  client_invalid: { status: 401, message: 'client authentication failed' },
+  forbidden: { status: 403, message: 'forbidden' },
   rate_limited: { status: 429, message: 'too many requests - try again later' },
   unavailable: { status: 503, message: 'service unavailable' },
 };
@@ -70,6 +73,7 @@ export function handleError(error: FastifyError | AppError | Error, request: Fas
 export function sendAppError(error: AppError, reply: FastifyReply): FastifyReply {
   const { status, message } = PUBLIC_ERRORS[error.code];
   if (error.code === 'token_missing') reply.header('www-authenticate', 'Bearer realm="gatehouse"');
+  else if (error.code === 'client_invalid') reply.header('www-authenticate', 'Basic realm="gatehouse", charset="UTF-8"');
   else if (TOKEN_CODES.has(error.code)) reply.header('www-authenticate', 'Bearer error="invalid_token"');
   if (error.details.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.details.retryAfterSeconds));
 

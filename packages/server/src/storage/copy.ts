@@ -10,7 +10,10 @@ const TABLES = [
   { name: 'refresh_tokens', primaryKey: 'token_hash', textKey: true },
   { name: 'signing_keys', primaryKey: 'kid', textKey: true },
   { name: 'server_secrets', primaryKey: 'name', textKey: true },
+  { name: 'clients', primaryKey: 'id', textKey: true },
 ] as const;
+/** Rows every migrated database starts with: they do not make a target "not empty", and the source's replace them. */
+const SEEDED_ROWS: Partial<Record<Table['name'], { column: string; values: string[] }>> = { clients: { column: 'id', values: ['gatehouse'] } };
 type Table = (typeof TABLES)[number];
 
 export interface TableCopyReport {
@@ -58,7 +61,8 @@ export async function copyDatabase(source: Db, target: Db, options: CopyOptions 
     if (unknown.length) throw new CopyRefusedError(`${db.location} has tables this copy does not know: ${unknown.join(', ')}`);
   }
   const existing = await countRows(target.kysely);
-  const nonEmpty = TABLES.filter((table) => existing[table.name]! > 0);
+  const seeded = await countSeededRows(target.kysely);
+  const nonEmpty = TABLES.filter((table) => existing[table.name]! - (seeded[table.name] ?? 0) > 0);
   if (nonEmpty.length && !options.force) {
     const counts = nonEmpty.map((table) => `${table.name}: ${existing[table.name]}`).join(', ');
     throw new CopyRefusedError(`the target is not empty (${counts}); pass --force to replace its contents`);
@@ -100,6 +104,15 @@ async function listTables(db: Db): Promise<string[]> {
       ? sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE'`
       : sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`;
   return (await query.execute(db.kysely)).rows.map((row) => row.name);
+}
+
+async function countSeededRows(db: Kysely<any>): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const [table, seeded] of Object.entries(SEEDED_ROWS)) {
+    const row = await db.selectFrom(table).select(sql<number>`count(*)`.as('count')).where(seeded.column, 'in', seeded.values).executeTakeFirstOrThrow();
+    counts[table] = Number(row.count);
+  }
+  return counts;
 }
 
 async function countRows(db: Kysely<any>): Promise<Record<string, number>> {

@@ -63,10 +63,31 @@ export interface ServerSecretsTable {
   created_at: number;
 }
 
+/** Applications and services registered with Gatehouse (RFC 6749 clients). */
+export interface ClientsTable {
+  /** The client_id: lowercase, starts with a letter, never all digits (so never a user's sub). */
+  id: string;
+  name: string;
+  type: 'public' | 'confidential';
+  /** SHA-256 (base64url) of a 256-bit random secret; null for public clients. */
+  secret_hash: string | null;
+  /** The secret replaced by the last rotation, still accepted until previous_secret_expires_at. */
+  previous_secret_hash: string | null;
+  previous_secret_expires_at: number | null;
+  /** JSON array of audiences this client may ask for besides JWT_AUDIENCE. */
+  audiences: string;
+  /** JSON array of scopes a client_credentials token of this client carries. */
+  scopes: string;
+  created_at: number;
+  updated_at: number;
+  disabled_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
   signing_keys: SigningKeysTable;
   server_secrets: ServerSecretsTable;
+  clients: ClientsTable;
 }

@@ -1,9 +1,11 @@
 import type { Migration } from 'kysely';
 import * as initial from './0001_initial.ts';
 import * as signingKeyActivation from './0002_signing_key_activation.ts';
+import * as clients from './0003_clients.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_signing_key_activation': signingKeyActivation,
+  '0003_clients': clients,
 };
