@@ -69,9 +69,9 @@ export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promis
   app.post(
     '/logout',
     {
-      // The body is optional: a bare POST /logout means {"all": false}.
+      // The body is optional: a bare POST /logout means {"all": false}. A JSON null is a body, and not an object: 400.
       preValidation: async (request) => {
-        request.body ??= {};
+        if (request.body === undefined) request.body = {};
       },
       onRequest: authGuard,
       schema: {
