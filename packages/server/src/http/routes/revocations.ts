@@ -7,6 +7,7 @@ import { AppError } from '../../errors.ts';
 import { createRevocationFeed } from '../../tokens/revocation-feed.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
 import { clientGoneSignal } from '../hashing.ts';
+import { CLIENT_SECURITY } from '../schemas.ts';
 
 /**
  * Requests per client and minute. An idle verifier sends two a minute (30 s long polls); one under
@@ -62,7 +63,7 @@ export async function revocationRoutes(rawApp: FastifyInstance, deps: Deps): Pro
           'Authenticated as a confidential client (HTTP Basic, client_secret_basic). Without `since`, or with a cursor this ' +
           'instance cannot serve (another instance, a restart, too old), answers a snapshot of every session still refused ' +
           '(`reset: true`). With `wait`, a request with nothing new waits up to that many seconds for the next revocation.',
-        security: [{ clientBasic: [] }],
+        security: CLIENT_SECURITY,
         querystring: RevocationsQuery,
         response: {
           200: EnvelopeSchema(RevocationsData),
