@@ -49,6 +49,8 @@ describe('background timers', () => {
       get size() {
         return real.size;
       },
+      entries: () => real.entries(),
+      onRevoked: (listener) => real.onRevoked(listener),
     };
     const keys = {
       reload: async () => {

@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
-import { buildApp } from '../src/http/app.ts';
-import { createTestDatabase, expectErrorEnvelope, fastHasher, signupUser, testDialects, type TestDatabase } from './helpers.ts';
+import { buildCheckedApp, createTestDatabase, expectErrorEnvelope, fastHasher, signupUser, testDialects, type TestDatabase } from './helpers.ts';
 import { buildService, startService, waitUntil, type ServiceProcess } from './service-process.ts';
 
 // The bug was a process crash, so these run the built service (dist/main.js) as a child process.
@@ -137,7 +136,7 @@ describe.each(testDialects())('a database that cannot answer mid-request gets a 
     const databaseUrl = dialect === 'postgres' ? serviceDatabaseUrl(database, applicationName) : database.url;
     const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', DATABASE_URL: databaseUrl });
     deps = await createDeps(config, { clock: fixedClock(new Date('2026-06-01T12:00:00Z')), hasher: fastHasher });
-    app = await buildApp(deps, { logger: false });
+    app = await buildCheckedApp(deps, { logger: false });
     await app.ready();
   });
   afterAll(async () => {

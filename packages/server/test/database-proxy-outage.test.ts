@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
-import { buildApp } from '../src/http/app.ts';
 import { startCuttableProxy, viaProxy, type CuttableProxy } from './db-proxy.ts';
-import { createTestDatabase, fastHasher, json, loginUser, signupUser, type TestDatabase } from './helpers.ts';
+import { buildCheckedApp, createTestDatabase, fastHasher, json, loginUser, signupUser, type TestDatabase } from './helpers.ts';
 import { buildService, REPO_ROOT } from './service-process.ts';
 
 const POSTGRES_URL = process.env.TEST_DATABASE_URL;
@@ -48,7 +47,7 @@ describe.skipIf(!POSTGRES_URL)('PostgreSQL cut behind a proxy while serving traf
       DB_QUERY_TIMEOUT: `${QUERY_TIMEOUT_MS}ms`,
     });
     deps = await createDeps(config, { clock, hasher: fastHasher });
-    app = await buildApp(deps, { logger: false });
+    app = await buildCheckedApp(deps, { logger: false });
     await app.ready();
     for (let index = 0; index < 4; index++) {
       const email = `known-${index}@example.com`;

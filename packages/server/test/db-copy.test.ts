@@ -10,9 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
-import { buildApp } from '../src/http/app.ts';
 import { createDb } from '../src/storage/db.ts';
-import { createTestDatabase, fastHasher, json, loginUser, signedInUser, signupUser, STRONG_PASSWORD, startTestApp, type TestApp, type TestDatabase } from './helpers.ts';
+import { buildCheckedApp, createTestDatabase, fastHasher, json, loginUser, signedInUser, signupUser, STRONG_PASSWORD, startTestApp, type TestApp, type TestDatabase } from './helpers.ts';
 
 const run = promisify(execFile);
 const POSTGRES_URL = process.env.TEST_DATABASE_URL;
@@ -111,7 +110,7 @@ describe.skipIf(!POSTGRES_URL)('gatehouse db copy from SQLite to PostgreSQL', ()
   it('serves the copied data on PostgreSQL: every user logs in, old tokens verify, an old refresh token refreshes', async () => {
     const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '100000', KEY_ENCRYPTION_SECRET, DATABASE_URL: target.url });
     deps = await createDeps(config, { clock: fixedClock(source.clock.now()), hasher: fastHasher });
-    app = await buildApp(deps, { logger: false });
+    app = await buildCheckedApp(deps, { logger: false });
     for (const token of [oldKeyToken, newKeyToken]) {
       const me = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${token}` } });
       expect(me.statusCode, me.body).toBe(200);

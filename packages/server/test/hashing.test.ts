@@ -2,8 +2,8 @@ import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { createDeps } from '../src/deps.ts';
-import { buildApp } from '../src/http/app.ts';
 import {
+  buildCheckedApp,
   createTestDatabase,
   expectErrorEnvelope,
   FAST_ARGON2,
@@ -112,7 +112,7 @@ describe('hashing queue log', () => {
   });
 
   let lines: any[];
-  let app: Awaited<ReturnType<typeof buildApp>>;
+  let app: Awaited<ReturnType<typeof buildCheckedApp>>;
   beforeAll(async () => {
     const database = await createTestDatabase('sqlite');
     cleanups.push(() => database.drop());
@@ -120,7 +120,7 @@ describe('hashing queue log', () => {
     const deps = await createDeps(config, { argon2Parameters: SLOW_ARGON2 });
     cleanups.push(() => deps.close());
     lines = [];
-    app = await buildApp(deps, { logStream: { write: (line) => lines.push(JSON.parse(line)) } });
+    app = await buildCheckedApp(deps, { logStream: { write: (line) => lines.push(JSON.parse(line)) } });
     cleanups.push(() => app.close());
   });
 

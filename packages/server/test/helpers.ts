@@ -8,8 +8,9 @@ import { expect } from 'vitest';
 import { fixedClock, type ManualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
-import { buildApp } from '../src/http/app.ts';
+import { buildApp, type AppOptions } from '../src/http/app.ts';
 import { createPasswordHasher, type Argon2Parameters } from '../src/passwords/index.ts';
+import { attachOpenApiCheck, type OpenApiCheck } from './openapi-check.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -75,6 +76,11 @@ export interface TestApp {
   deps: Deps;
   clock: ManualClock;
   database: TestDatabase;
+  /**
+   * Every exchange is held to the served OpenAPI document (test/openapi-check.ts): app.inject rejects
+   * on a mismatch; mismatches of requests over a listening socket wait in takeProblems(), and close() fails on them.
+   */
+  openapi: OpenApiCheck;
   /** Rebuilds deps and app on the same database, as a process restart would. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -100,6 +106,25 @@ export async function startTestApp(dialect: DialectName, env: Record<string, str
     await database.drop();
   };
   return test;
+}
+
+/** buildApp with every exchange held to the served OpenAPI document, for tests that wire their own deps. */
+export async function buildCheckedApp(deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = await buildApp(deps, options);
+  attachOpenApiCheck(app);
+  return app;
+}
+
+/** startTestApp listening on 127.0.0.1 (a free port), for clients that speak real HTTP; origin is its base URL. */
+export async function startListeningTestApp(dialect: DialectName, env: Record<string, string> = {}): Promise<{ test: TestApp; origin: string }> {
+  const test = await startTestApp(dialect, env);
+  try {
+    const origin = await test.app.listen({ host: '127.0.0.1', port: 0 });
+    return { test, origin };
+  } catch (error) {
+    await test.close();
+    throw error;
+  }
 }
 
 export function json<T = any>(response: LightMyRequestResponse): T {
@@ -199,19 +224,25 @@ export async function openTestApp(
     deps: undefined as unknown as Deps,
     clock,
     database,
+    openapi: undefined as unknown as OpenApiCheck,
     async restart() {
-      await test.app.close();
-      await test.deps.close();
+      await closeBoth();
       await open();
     },
-    async close() {
-      await test.app.close();
-      await test.deps.close();
-    },
+    close: () => closeBoth(),
   };
+  // app.close() rejects when exchanges over a listening socket did not match the document.
+  async function closeBoth() {
+    try {
+      await test.app.close();
+    } finally {
+      await test.deps.close();
+    }
+  }
   async function open() {
     test.deps = await createDeps(config, options.ownHasher ? { clock, argon2Parameters: options.ownHasher } : { clock, hasher: fastHasher });
     test.app = await buildApp(test.deps, { logger: false });
+    test.openapi = attachOpenApiCheck(test.app);
     await test.app.ready();
   }
   await open();

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/http/app.ts';
-import { json, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+import { buildCheckedApp, json, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
 import { portOf, rawRequest } from './raw-http.ts';
 
 describe.each(testDialects())('logging [%s]', (dialect) => {
@@ -10,7 +9,7 @@ describe.each(testDialects())('logging [%s]', (dialect) => {
   it('logs every request at info level without a password, token or key', async () => {
     test = await startTestApp(dialect, { LOG_LEVEL: 'trace' });
     const lines: string[] = [];
-    const app = await buildApp(test.deps, { logStream: { write: (line) => void lines.push(line) } });
+    const app = await buildCheckedApp(test.deps, { logStream: { write: (line) => void lines.push(line) } });
     try {
       await app.inject({ method: 'POST', url: '/signup', payload: { name: 'Logged', email: 'logged@example.com', password: STRONG_PASSWORD } });
       const login = json(await app.inject({ method: 'POST', url: '/login', payload: { email: 'logged@example.com', password: STRONG_PASSWORD } }));
@@ -33,7 +32,7 @@ describe.each(testDialects())('logging [%s]', (dialect) => {
   it('redacts every secret field, whatever object a log call is given', async () => {
     test = await startTestApp(dialect, { LOG_LEVEL: 'debug' });
     const lines: string[] = [];
-    const app = await buildApp(test.deps, { logStream: { write: (line) => void lines.push(line) } });
+    const app = await buildCheckedApp(test.deps, { logStream: { write: (line) => void lines.push(line) } });
     try {
       const secret = (name: string) => `secret-${name}-4f1c9a`;
       app.log.debug(
@@ -77,7 +76,7 @@ describe.each(testDialects())('logging [%s]', (dialect) => {
   it('keeps credentials in query strings out of the request log', async () => {
     test = await startTestApp(dialect, { LOG_LEVEL: 'info' });
     const lines: string[] = [];
-    const app = await buildApp(test.deps, { logStream: { write: (line) => void lines.push(line) } });
+    const app = await buildCheckedApp(test.deps, { logStream: { write: (line) => void lines.push(line) } });
     try {
       const { token } = await signedInUser(app, 'query@example.com');
       lines.length = 0;

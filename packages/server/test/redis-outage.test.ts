@@ -4,8 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fixedClock, type ManualClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
-import { buildApp } from '../src/http/app.ts';
-import { createTestDatabase, fastHasher, json, SEED_ENV, signupUser, testDialects, testRedis, type TestDatabase } from './helpers.ts';
+import { buildCheckedApp, createTestDatabase, fastHasher, json, SEED_ENV, signupUser, testDialects, testRedis, type TestDatabase } from './helpers.ts';
 import { startThrowawayRedis, type ThrowawayRedis } from './redis-server.ts';
 
 const RATE_LIMIT = 4;
@@ -29,7 +28,7 @@ async function openInstance(database: TestDatabase, redisUrl: string, clock: Man
   });
   const logs: Instance['logs'] = [];
   const deps = await createDeps(config, { clock, hasher: fastHasher, sharedStateLog: (level, fields, message) => logs.push({ level, fields, message }) });
-  const app = await buildApp(deps, { logger: false });
+  const app = await buildCheckedApp(deps, { logger: false });
   await app.ready();
   return {
     app,

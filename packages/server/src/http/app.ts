@@ -9,11 +9,13 @@ import { handleError } from './errors.ts';
 import { authRoutes } from './routes/auth.ts';
 import { metaRoutes } from './routes/meta.ts';
 import { oauthRoutes } from './routes/oauth.ts';
+import { revocationRoutes } from './routes/revocations.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { userRoutes } from './routes/users.ts';
 import { wellKnownRoutes } from './routes/well-known.ts';
 import { answerUnknownExpectation, createClientErrorHandler } from './client-errors.ts';
 import { REDACTED_PATHS, serializeRequest } from './logging.ts';
+import { registerDocumentRoute, registerSharedResponses, swaggerOptions, swaggerUiOptions } from './openapi.ts';
 import { registerRequestChecks } from './request-checks.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
 import { redactUrl } from './url-secrets.ts';
@@ -97,19 +99,8 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     });
   }
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Gatehouse', description: 'JWT authentication service', version: '0.1.0' },
-      components: {
-        securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-          accessTokenHeader: { type: 'apiKey', in: 'header', name: 'x-access-token' },
-          clientBasic: { type: 'http', scheme: 'basic', description: 'Confidential client: client_id and secret, form-urlencoded (RFC 6749 section 2.3.1)' },
-        },
-      },
-    },
-  });
+  await app.register(swagger, swaggerOptions(deps.config));
+  registerSharedResponses(app);
 
   await app.register(async (routes) => {
     await metaRoutes(routes, deps);
@@ -117,15 +108,11 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     await sessionRoutes(routes, deps);
     await userRoutes(routes, deps);
     await wellKnownRoutes(routes, deps);
+    await revocationRoutes(routes, deps);
     await oauthRoutes(routes, deps);
   });
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    staticCSP: true,
-    // Swagger UI's own policy, minus upgrade-insecure-requests, which breaks the page on plain-HTTP localhost.
-    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
-  });
+  registerDocumentRoute(app);
+  await app.register(swaggerUi, swaggerUiOptions);
   return app;
 }

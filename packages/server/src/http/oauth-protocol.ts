@@ -35,10 +35,15 @@ export class OAuthError extends Error {
   }
 }
 
-export const OAuthErrorSchema = Type.Object(
-  { error: Type.String(), error_description: Type.Optional(Type.String()) },
-  { description: 'RFC 6749 section 5.2 error' },
-);
+export const OAuthErrorSchema = Type.Object({
+  error: Type.String({ description: 'An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code' }),
+  error_description: Type.Optional(Type.String({ description: 'For developers; never a hint an attacker could use' })),
+});
+
+/** An error answer of an OAuth route: what it means, and an example of its body. */
+export function OAuthErrorResponse(description: string, exampleError: OAuthErrorCode) {
+  return Type.Object(OAuthErrorSchema.properties, { description, examples: [{ error: exampleError, error_description: 'what was wrong' }] });
+}
 
 /** Domain codes as OAuth sees them; codes absent here fall through to the envelope handler (a bug: 500). */
 const OAUTH_ERRORS: Partial<Record<ErrorCode, { status: number; error: OAuthErrorCode; description: string }>> = {

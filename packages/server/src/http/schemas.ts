@@ -1,10 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import { ClientRequestFields } from './client-params.ts';
+import { ErrorResponse } from './envelope.ts';
 
 // Control characters (NUL included) and lone surrogates (not Unicode text) have no place in names or emails.
 const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
 // A lone surrogate would be hashed as U+FFFD, so two different passwords would match one hash.
 export const WELL_FORMED = '^[^\\ud800-\\udfff]*$';
+/** A passphrase the default policy accepts, for the document's examples. */
+export const EXAMPLE_PASSWORD = 'lantern quartz meadow fjord 42';
 
 export const SignupBody = Type.Object(
   {
@@ -12,7 +15,7 @@ export const SignupBody = Type.Object(
     email: Type.String({ format: 'email', maxLength: 254 }),
     password: Type.String({ minLength: 1, maxLength: 4096 }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ name: 'Ada Lovelace', email: 'ada@example.com', password: EXAMPLE_PASSWORD }] },
 );
 
 export const LoginBody = Type.Object(
@@ -22,7 +25,7 @@ export const LoginBody = Type.Object(
     password: Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED }),
     ...ClientRequestFields,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ email: 'ada@example.com', password: EXAMPLE_PASSWORD }] },
 );
 
 export const PublicUserSchema = Type.Object({
@@ -33,6 +36,8 @@ export const PublicUserSchema = Type.Object({
   created_at: Type.String({ format: 'date-time' }),
 });
 
+export const EXAMPLE_USER = { id: 1, name: 'Ada Lovelace', email: 'ada@example.com', roles: ['user'], created_at: '2026-06-01T12:00:00.000Z' };
+
 export const LoginUserSchema = Type.Object({ id: Type.Integer(), email: Type.String(), name: Type.String() });
 
 export const TokenFields = {
@@ -42,17 +47,40 @@ export const TokenFields = {
   refresh_token: Type.String({ description: 'Opaque, single-use refresh token' }),
 };
 
+export const USERS_PAGE_DEFAULT = 50;
+
 export const UsersQuery = Type.Object(
   {
-    limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
-    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: USERS_PAGE_DEFAULT, description: 'Page size' })),
+    cursor: Type.Optional(Type.String({ maxLength: 200, description: 'next_cursor of the previous page' })),
   },
   { additionalProperties: false },
 );
 
-export const UserListSchema = Type.Object({
-  users: Type.Array(Type.Object({ id: Type.Integer(), email: Type.String() })),
-  next_cursor: Type.Union([Type.String(), Type.Null()]),
-});
+export const UserListSchema = Type.Object(
+  {
+    users: Type.Array(Type.Object({ id: Type.Integer(), email: Type.String() })),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as ?cursor= for the next page; null on the last page' }),
+  },
+  { description: 'A page of users', examples: [{ users: [{ id: 1, email: 'ada@example.com' }], next_cursor: null }] },
+);
 
+/** Error answers several routes share, described once. */
+export const TOO_MANY_REQUESTS = ErrorResponse('Too many requests from this address, or failed attempts on this account; Retry-After says when to try again');
+export const UNAVAILABLE = ErrorResponse('Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again');
+export const UNAUTHENTICATED = ErrorResponse('No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750)');
+
+/** OpenAPI security of the routes anyone may call. */
+export const PUBLIC_SECURITY: Array<Record<string, string[]>> = [];
+/** A user's access token, as `Authorization: Bearer` or in the seed's `x-access-token` header. */
 export const BEARER_SECURITY: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { accessTokenHeader: [] }];
+/** A confidential client's id and secret as HTTP Basic (RFC 6749 section 2.3.1, client_secret_basic). */
+export const CLIENT_SECURITY: Array<Record<string, string[]>> = [{ clientBasic: [] }];
+
+/** Keyword on a body schema that http/openapi.ts turns into `requestBody.required: false`. */
+export const OPTIONAL_BODY = 'x-gatehouse-optional-body';
+
+/** Marks a body schema optional in the OpenAPI document; the route must also treat a missing body as {} (see /logout). */
+export function optionalBody<T extends object>(schema: T): T {
+  return Object.assign(schema, { [OPTIONAL_BODY]: true });
+}

@@ -28,6 +28,14 @@ export interface Denylist {
   /** Drop entries whose access tokens have all expired. */
   prune(): void;
   readonly size: number;
+  /** Every session refused now: session id → the time after which its access tokens have all expired. */
+  entries(): IterableIterator<[sessionId: string, refusedUntil: number]>;
+  /**
+   * Told of each session newly refused (or refused longer), however this process heard of it: its own
+   * revocation, another process's news, or the database sync. The revocation feed's log is built on it.
+   * Returns the function that stops the telling.
+   */
+  onRevoked(listener: (sessionId: string, refusedUntil: number) => void): () => void;
 }
 
 export interface DenylistDeps {
@@ -44,9 +52,13 @@ export function createDenylist(deps: DenylistDeps): Denylist {
   /** The last moment an access token of a session revoked at revokedAt can still be valid. */
   const refusedUntil = (revokedAt: number) => revokedAt + deps.accessTokenTtlSeconds + REVOCATION_MARGIN_SECONDS;
 
+  const listeners = new Set<(sessionId: string, refusedUntil: number) => void>();
+
   function remember(sessionId: string, revokedAt: number): void {
     const until = refusedUntil(revokedAt);
-    if ((revokedSessions.get(sessionId) ?? 0) < until) revokedSessions.set(sessionId, until);
+    if ((revokedSessions.get(sessionId) ?? 0) >= until) return;
+    revokedSessions.set(sessionId, until);
+    for (const listener of listeners) listener(sessionId, until);
   }
 
   return {
@@ -70,6 +82,13 @@ export function createDenylist(deps: DenylistDeps): Denylist {
     },
     get size() {
       return revokedSessions.size;
+    },
+    entries() {
+      return revokedSessions.entries();
+    },
+    onRevoked(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
   };
 }

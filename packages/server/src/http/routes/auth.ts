@@ -5,12 +5,26 @@ import type { SessionTokens } from '../../auth/sessions.ts';
 import { signup } from '../../auth/signup.ts';
 import { audienceForClient, findPublicClient, requestedAudience } from '../../auth/token-request.ts';
 import type { Deps } from '../../deps.ts';
-import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
+import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
 import { clientGoneSignal, logHashingRefusals } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
-import { LoginBody, LoginUserSchema, PublicUserSchema, SignupBody, TokenFields } from '../schemas.ts';
+import { EXAMPLE_USER, LoginBody, LoginUserSchema, PUBLIC_SECURITY, PublicUserSchema, SignupBody, TOO_MANY_REQUESTS, TokenFields, UNAVAILABLE } from '../schemas.ts';
 
-export const TokenAnswerSchema = EnvelopeSchema(LoginUserSchema, TokenFields);
+const EXAMPLE_TOKEN_ANSWER = {
+  status: true,
+  code: 201,
+  message: 'verification success',
+  data: { id: EXAMPLE_USER.id, email: EXAMPLE_USER.email, name: EXAMPLE_USER.name },
+  token: 'eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl',
+  token_type: 'Bearer',
+  expires_in: 900,
+  refresh_token: 'kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI',
+};
+
+export const TokenAnswerSchema = EnvelopeSchema(LoginUserSchema, TokenFields, {
+  description: 'A new access token and refresh token; the data is the user',
+  examples: [EXAMPLE_TOKEN_ANSWER],
+});
 
 /** The body shared by login and refresh: the seed's envelope plus the token fields. */
 export function tokenAnswer(message: string, user: { id: number; email: string; name: string }, tokens: SessionTokens) {
@@ -34,10 +48,24 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
     {
       onRequest: rateLimit,
       schema: {
+        operationId: 'signUp',
         tags: ['auth'],
         summary: 'Create an account',
+        description:
+          'Passwords need at least 15 characters (PASSWORD_MIN_LENGTH), no composition rules; common, breached or easily guessed ' +
+          'passwords and ones equal to the email or name are refused with a 400 that says why.',
+        security: PUBLIC_SECURITY,
         body: SignupBody,
-        response: { 201: EnvelopeSchema(PublicUserSchema), 400: ErrorEnvelopeSchema, 409: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema, 503: ErrorEnvelopeSchema },
+        response: {
+          201: EnvelopeSchema(PublicUserSchema, {}, {
+            description: 'Account created',
+            examples: [{ status: true, code: 201, message: 'successfully registered', data: EXAMPLE_USER }],
+          }),
+          400: ErrorResponse('Invalid body, or a password the policy refuses (data.errors says why)'),
+          409: ErrorResponse('Email already registered'),
+          429: TOO_MANY_REQUESTS,
+          503: UNAVAILABLE,
+        },
       },
     },
     async (request, reply) => {
@@ -51,10 +79,21 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
     {
       onRequest: rateLimit,
       schema: {
+        operationId: 'logIn',
         tags: ['auth'],
         summary: 'Exchange email and password for an access token and a refresh token',
+        description:
+          'The same 403 answers an unknown email, a wrong password and a disabled account. After LOGIN_MAX_FAILURES failures ' +
+          'in a row an account answers 429 for a while, even to the right password.',
+        security: PUBLIC_SECURITY,
         body: LoginBody,
-        response: { 201: TokenAnswerSchema, 400: ErrorEnvelopeSchema, 403: ErrorEnvelopeSchema, 429: ErrorEnvelopeSchema, 503: ErrorEnvelopeSchema },
+        response: {
+          201: TokenAnswerSchema,
+          400: ErrorResponse('Invalid body'),
+          403: ErrorResponse('Incorrect email or password; data.email echoes the email'),
+          429: TOO_MANY_REQUESTS,
+          503: UNAVAILABLE,
+        },
       },
     },
     async (request, reply) => {

@@ -11,9 +11,9 @@ import { audienceForClient, requestedAudience } from '../../auth/token-request.t
 import { authenticateClient, clientInvalid, DEFAULT_CLIENT_ID, findActiveClient, type Client } from '../../clients/clients.ts';
 import type { Deps } from '../../deps.ts';
 import { clientGoneSignal } from '../hashing.ts';
-import { FORM_CONTENT_TYPE, OAuthError, OAuthErrorSchema, oauthErrorHandler, registerFormBodies } from '../oauth-protocol.ts';
+import { FORM_CONTENT_TYPE, OAuthError, OAuthErrorResponse, oauthErrorHandler, registerFormBodies } from '../oauth-protocol.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
-import { WELL_FORMED } from '../schemas.ts';
+import { CLIENT_SECURITY, WELL_FORMED } from '../schemas.ts';
 
 /**
  * Introspections one client may make per minute, across every worker and instance. Far above what
@@ -24,8 +24,13 @@ export const INTROSPECTIONS_PER_CLIENT_PER_MINUTE = 60_000;
 
 const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
 const VISIBLE_ASCII = '^[\\x21-\\x7e]+$';
-const OAUTH_ERRORS = { 400: OAuthErrorSchema, 401: OAuthErrorSchema, 429: OAuthErrorSchema, 503: OAuthErrorSchema };
-const CLIENT_OPTIONAL_SECURITY: Array<Record<string, string[]>> = [{ clientBasic: [] }, {}];
+const CLIENT_FAILED = OAuthErrorResponse('invalid_client: client authentication failed (one answer for every reason); WWW-Authenticate: Basic', 'invalid_client');
+const TOO_MANY = OAuthErrorResponse('temporarily_unavailable: too many requests; Retry-After says when to try again', 'temporarily_unavailable');
+const UNAVAILABLE = OAuthErrorResponse('temporarily_unavailable: overloaded or the database is unavailable; Retry-After says when to try again', 'temporarily_unavailable');
+/** A confidential client with HTTP Basic, or a public client with client_id alone (no credentials). */
+const CLIENT_OPTIONAL_SECURITY: Array<Record<string, string[]>> = [...CLIENT_SECURITY, {}];
+const EXAMPLE_ACCESS_TOKEN = 'eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl';
+const EXAMPLE_REFRESH_TOKEN = 'kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI';
 
 const ClientFields = {
   client_id: Type.Optional(Type.String({ maxLength: 64, description: 'A public client identifies itself here (default `gatehouse`); a confidential one uses HTTP Basic' })),
@@ -51,40 +56,75 @@ const TokenBody = Type.Object(
     ...ClientFields,
     ...AudienceFields,
   },
-  { additionalProperties: true },
+  {
+    additionalProperties: true,
+    examples: [
+      { grant_type: 'refresh_token', refresh_token: EXAMPLE_REFRESH_TOKEN, client_id: 'web' },
+      { grant_type: 'client_credentials', scope: 'orders:read' },
+    ],
+  },
 );
 
-const TokenResponse = Type.Object({
-  access_token: Type.String(),
-  token_type: Type.Literal('Bearer'),
-  expires_in: Type.Integer(),
-  refresh_token: Type.Optional(Type.String({ description: 'password and refresh_token grants: the next refresh token (single use)' })),
-  scope: Type.Optional(Type.String({ description: 'client_credentials: the scopes the token carries' })),
-});
+const TokenResponse = Type.Object(
+  {
+    access_token: Type.String({ description: 'A user token (password, refresh_token) or a client token (client_credentials)' }),
+    token_type: Type.Literal('Bearer'),
+    expires_in: Type.Integer({ description: 'Seconds until the access token expires' }),
+    refresh_token: Type.Optional(Type.String({ description: 'password and refresh_token grants: the next refresh token (single use)' })),
+    scope: Type.Optional(Type.String({ description: 'client_credentials: the scopes the token carries, space-separated' })),
+  },
+  {
+    description: 'RFC 6749 section 5.1 token answer, never cached',
+    examples: [{ access_token: EXAMPLE_ACCESS_TOKEN, token_type: 'Bearer', expires_in: 900, refresh_token: EXAMPLE_REFRESH_TOKEN }],
+  },
+);
 
 const TokenHintFields = {
   token: Type.String({ maxLength: 4096 }),
   token_type_hint: Type.Optional(Type.String({ maxLength: 100, description: 'Ignored: the token is told apart by its shape' })),
 };
-const RevokeBody = Type.Object({ ...TokenHintFields, ...ClientFields }, { additionalProperties: true });
-const IntrospectBody = Type.Object(TokenHintFields, { additionalProperties: true });
+const RevokeBody = Type.Object({ ...TokenHintFields, ...ClientFields }, { additionalProperties: true, examples: [{ token: EXAMPLE_REFRESH_TOKEN, client_id: 'web' }] });
+const IntrospectBody = Type.Object(TokenHintFields, { additionalProperties: true, examples: [{ token: EXAMPLE_ACCESS_TOKEN }] });
 
-const IntrospectionResponse = Type.Object({
-  active: Type.Boolean(),
-  token_type: Type.Optional(Type.Literal('Bearer')),
-  iss: Type.Optional(Type.String()),
-  sub: Type.Optional(Type.String()),
-  aud: Type.Optional(Type.String()),
-  client_id: Type.Optional(Type.String()),
-  exp: Type.Optional(Type.Integer()),
-  iat: Type.Optional(Type.Integer()),
-  jti: Type.Optional(Type.String()),
-  scope: Type.Optional(Type.String({ description: 'client tokens' })),
-  sid: Type.Optional(Type.String({ description: 'user tokens' })),
-  roles: Type.Optional(Type.Array(Type.String(), { description: 'user tokens' })),
-  email: Type.Optional(Type.String({ description: 'user tokens' })),
-  username: Type.Optional(Type.String({ description: 'user tokens: the email' })),
-});
+const IntrospectionResponse = Type.Object(
+  {
+    active: Type.Boolean(),
+    token_type: Type.Optional(Type.Literal('Bearer')),
+    iss: Type.Optional(Type.String()),
+    sub: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.String()),
+    client_id: Type.Optional(Type.String()),
+    exp: Type.Optional(Type.Integer()),
+    iat: Type.Optional(Type.Integer()),
+    jti: Type.Optional(Type.String()),
+    scope: Type.Optional(Type.String({ description: 'client tokens' })),
+    sid: Type.Optional(Type.String({ description: 'user tokens' })),
+    roles: Type.Optional(Type.Array(Type.String(), { description: 'user tokens' })),
+    email: Type.Optional(Type.String({ description: 'user tokens' })),
+    username: Type.Optional(Type.String({ description: 'user tokens: the email' })),
+  },
+  {
+    description: 'RFC 7662 section 2.2: the claims of a live access token, or {"active": false} and nothing else',
+    examples: [
+      {
+        active: true,
+        token_type: 'Bearer',
+        iss: 'http://localhost:2000',
+        sub: '1',
+        aud: 'https://orders.example',
+        client_id: 'web',
+        exp: 1796097781,
+        iat: 1796096881,
+        jti: 'QeCwSsjP8LTd6ds_BqDJ6Q',
+        sid: '3jNTmizJk3hgPt82WuKMHg',
+        roles: ['user'],
+        email: 'ann@example.com',
+        username: 'ann@example.com',
+      },
+      { active: false },
+    ],
+  },
+);
 
 interface IdentifiedClient {
   client: Client;
@@ -148,7 +188,17 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           security: CLIENT_OPTIONAL_SECURITY,
           consumes: [FORM_CONTENT_TYPE],
           body: TokenBody,
-          response: { 200: TokenResponse, ...OAUTH_ERRORS },
+          response: {
+            200: TokenResponse,
+            400: OAuthErrorResponse(
+              'invalid_request, invalid_grant (wrong password, a refresh token that is spent, unknown or another client\'s), invalid_scope, ' +
+                'invalid_target (an audience the client may not ask for), unauthorized_client or unsupported_grant_type',
+              'invalid_grant',
+            ),
+            401: CLIENT_FAILED,
+            429: TOO_MANY,
+            503: UNAVAILABLE,
+          },
         },
       },
       async (request, reply) => {
@@ -193,10 +243,16 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           operationId: 'introspectToken',
           tags: ['oauth'],
           summary: 'Token introspection (RFC 7662) for confidential clients: the claims of a live access token, else {"active": false}',
-          security: [{ clientBasic: [] }],
+          security: CLIENT_SECURITY,
           consumes: [FORM_CONTENT_TYPE],
           body: IntrospectBody,
-          response: { 200: IntrospectionResponse, ...OAUTH_ERRORS },
+          response: {
+            200: IntrospectionResponse,
+            400: OAuthErrorResponse('invalid_request: no token, or a malformed body', 'invalid_request'),
+            401: CLIENT_FAILED,
+            429: OAuthErrorResponse('temporarily_unavailable: this client spent its budget (60 000 a minute); Retry-After says when to try again', 'temporarily_unavailable'),
+            503: UNAVAILABLE,
+          },
         },
       },
       async (request, reply) => {
@@ -223,7 +279,13 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           security: CLIENT_OPTIONAL_SECURITY,
           consumes: [FORM_CONTENT_TYPE, 'application/json'],
           body: RevokeBody,
-          response: { 200: Type.Null({ description: 'Revoked, or nothing to revoke (RFC 7009 section 2.2: the same answer)' }), ...OAUTH_ERRORS },
+          response: {
+            200: Type.Null({ description: 'Revoked, or nothing to revoke (RFC 7009 section 2.2: the same answer); no body' }),
+            400: OAuthErrorResponse("invalid_request (no token), or unsupported_token_type (the client's own client_credentials token)", 'invalid_request'),
+            401: CLIENT_FAILED,
+            429: TOO_MANY,
+            503: UNAVAILABLE,
+          },
         },
       },
       async (request, reply) => {

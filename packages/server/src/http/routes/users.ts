@@ -6,8 +6,8 @@ import { findUserById } from '../../storage/users.ts';
 import { listOnlyUser, listUsers, mayListEveryone } from '../../users/list.ts';
 import { toPublicUser } from '../../users/user.ts';
 import { createAuthGuard } from '../auth-guard.ts';
-import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
-import { BEARER_SECURITY, PublicUserSchema, UserListSchema, UsersQuery } from '../schemas.ts';
+import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
+import { BEARER_SECURITY, EXAMPLE_USER, PublicUserSchema, UNAUTHENTICATED, UNAVAILABLE, UserListSchema, USERS_PAGE_DEFAULT, UsersQuery } from '../schemas.ts';
 
 export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
   const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
@@ -18,16 +18,22 @@ export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
     {
       onRequest: authGuard,
       schema: {
+        operationId: 'listUsers',
         tags: ['users'],
         summary: 'List users (seed shape, no envelope), by cursor: admins see everyone, others themselves (USERS_LIST=all: everyone sees all)',
         security: BEARER_SECURITY,
         querystring: UsersQuery,
-        response: { 200: UserListSchema, 401: ErrorEnvelopeSchema },
+        response: {
+          200: UserListSchema,
+          400: ErrorResponse('Invalid limit or cursor'),
+          401: UNAUTHENTICATED,
+          503: UNAVAILABLE,
+        },
       },
     },
     async (request) => {
       const { userId, roles } = request.auth!;
-      const { limit, cursor } = request.query;
+      const { limit = USERS_PAGE_DEFAULT, cursor } = request.query;
       if (mayListEveryone(deps.config.usersList, roles)) return listUsers(deps.db, { limit, cursor });
       return listOnlyUser(deps.db, userId, { cursor });
     },
@@ -38,10 +44,15 @@ export async function userRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
     {
       onRequest: authGuard,
       schema: {
+        operationId: 'getMe',
         tags: ['users'],
         summary: 'The signed-in user',
         security: BEARER_SECURITY,
-        response: { 200: EnvelopeSchema(PublicUserSchema), 401: ErrorEnvelopeSchema },
+        response: {
+          200: EnvelopeSchema(PublicUserSchema, {}, { description: 'The user', examples: [{ status: true, code: 200, message: 'success', data: EXAMPLE_USER }] }),
+          401: UNAUTHENTICATED,
+          503: UNAVAILABLE,
+        },
       },
     },
     async (request) => {

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../../deps.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../../keys/rotation.ts';
+import { PUBLIC_SECURITY } from '../schemas.ts';
 
 /** Client authentication each endpoint takes: HTTP Basic for confidential clients, client_id alone for public ones. */
 const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'none'];
@@ -41,8 +42,10 @@ export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise
     '/.well-known/jwks.json',
     {
       schema: {
+        operationId: 'getJwks',
         tags: ['discovery'],
         summary: 'Public signing keys (empty with HS256)',
+        security: PUBLIC_SECURITY,
         response: { 200: Type.Object({ keys: Type.Array(Type.Object({}, { additionalProperties: true })) }) },
       },
     },
@@ -70,7 +73,15 @@ export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise
 
   app.get(
     '/.well-known/oauth-authorization-server',
-    { schema: { tags: ['discovery'], summary: 'Authorization server metadata (RFC 8414)', response: { 200: metadataSchema } } },
+    {
+      schema: {
+        operationId: 'getAuthorizationServerMetadata',
+        tags: ['discovery'],
+        summary: 'Authorization server metadata (RFC 8414)',
+        security: PUBLIC_SECURITY,
+        response: { 200: metadataSchema },
+      },
+    },
     async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=300');
       return metadata;
@@ -84,8 +95,10 @@ export async function wellKnownRoutes(app: FastifyInstance, deps: Deps): Promise
     '/.well-known/openid-configuration',
     {
       schema: {
+        operationId: 'getOpenIdConfiguration',
         tags: ['discovery'],
         summary: 'The RFC 8414 metadata again, for JWT middlewares that only look here (Gatehouse is not an OpenID Provider)',
+        security: PUBLIC_SECURITY,
         response: { 200: metadataSchema },
       },
     },

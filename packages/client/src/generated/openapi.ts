@@ -1,0 +1,2045 @@
+// Generated from Gatehouse's OpenAPI document by `npm run generate:client-types`; do not edit.
+// CI runs `npm run check:client-types`, which fails when this file differs from what the server generates.
+export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The seed's greeting, as text */
+        get: operations["greet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process answers */
+        get: operations["checkLiveness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: the database answers (503 when not); shared dependencies such as Redis are reported, and being down only degrades */
+        get: operations["checkReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/signup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an account
+         * @description Passwords need at least 15 characters (PASSWORD_MIN_LENGTH), no composition rules; common, breached or easily guessed passwords and ones equal to the email or name are refused with a 400 that says why.
+         */
+        post: operations["signUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange email and password for an access token and a refresh token
+         * @description The same 403 answers an unknown email, a wrong password and a disabled account. After LOGIN_MAX_FAILURES failures in a row an account answers 429 for a while, even to the right password.
+         */
+        post: operations["logIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/token/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Spend a refresh token for a new access token and a new refresh token
+         * @description Refresh tokens are single use. Presenting one again within REFRESH_REUSE_GRACE seconds (a lost answer) returns the same new pair; presenting it later revokes the whole session (reuse detection).
+         */
+        post: operations["refreshToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke this session, or every session of the user with {"all": true}
+         * @description The body is optional. The session's refresh token stops working at once, and Gatehouse refuses its access tokens until they expire.
+         */
+        post: operations["logOut"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change the password; every other session of the user is revoked */
+        post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List users (seed shape, no envelope), by cursor: admins see everyone, others themselves (USERS_LIST=all: everyone sees all) */
+        get: operations["listUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user */
+        get: operations["getMe"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Public signing keys (empty with HS256) */
+        get: operations["getJwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/oauth-authorization-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Authorization server metadata (RFC 8414) */
+        get: operations["getAuthorizationServerMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/openid-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The RFC 8414 metadata again, for JWT middlewares that only look here (Gatehouse is not an OpenID Provider) */
+        get: operations["getOpenIdConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/revocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sessions revoked since a cursor (long poll), for resource servers that verify tokens locally
+         * @description Authenticated as a confidential client (HTTP Basic, client_secret_basic). Without `since`, or with a cursor this instance cannot serve (another instance, a restart, too old), answers a snapshot of every session still refused (`reset: true`). With `wait`, a request with nothing new waits up to that many seconds for the next revocation.
+         */
+        get: operations["listRevocations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** OAuth 2.0 token endpoint (RFC 6749): password, refresh_token and client_credentials grants */
+        post: operations["requestToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Token introspection (RFC 7662) for confidential clients: the claims of a live access token, else {"active": false} */
+        post: operations["introspectToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Token revocation (RFC 7009): ends the session of a refresh or access token issued to this client; 200 whatever the token's state */
+        post: operations["revokeToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This OpenAPI document (also rendered at /docs) */
+        get: operations["getOpenApiDocument"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /** @description Error envelope; validation errors list problems in data.errors */
+        ErrorEnvelope: {
+            /** @constant */
+            status: false;
+            /** @description Always the HTTP status */
+            code: number;
+            message: string;
+            data: ({
+                /** @description What was wrong with the request, field by field (400) */
+                errors?: {
+                    field: string;
+                    message: string;
+                }[];
+            } & {
+                [key: string]: unknown;
+            }) | null;
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    greet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Always `flask rest connected` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    checkLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is alive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "ok",
+                     *       "data": {
+                     *         "status": "ok"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            status: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    checkReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready to serve */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "ready",
+                     *       "data": {
+                     *         "database": "up",
+                     *         "redis": "up"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: ({
+                            database: string;
+                        } & {
+                            [key: string]: string;
+                        }) | null;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The database does not answer */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": false,
+                     *       "code": 503,
+                     *       "message": "not ready",
+                     *       "data": {
+                     *         "database": "down"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: false;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 503;
+                        message: string;
+                        data: ({
+                            database: string;
+                        } & {
+                            [key: string]: string;
+                        }) | null;
+                    };
+                };
+            };
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Ada Lovelace",
+                 *       "email": "ada@example.com",
+                 *       "password": "lantern quartz meadow fjord 42"
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    /** Format: email */
+                    email: string;
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Account created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 201,
+                     *       "message": "successfully registered",
+                     *       "data": {
+                     *         "id": 1,
+                     *         "name": "Ada Lovelace",
+                     *         "email": "ada@example.com",
+                     *         "roles": [
+                     *           "user"
+                     *         ],
+                     *         "created_at": "2026-06-01T12:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 201;
+                        message: string;
+                        data: {
+                            id: number;
+                            name: string;
+                            email: string;
+                            roles: string[];
+                            /** Format: date-time */
+                            created_at: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid body, or a password the policy refuses (data.errors says why) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Email already registered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    logIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "lantern quartz meadow fjord 42"
+                 *     }
+                 */
+                "application/json": {
+                    email: string;
+                    password: string;
+                    /** @description A public client to sign in through (default `gatehouse`) */
+                    client_id?: string;
+                    /** @description The API the access token is for: JWT_AUDIENCE (default) or one of the client's audiences */
+                    audience?: string;
+                    /** @description RFC 8707 resource indicator: the same as audience (give one, or both equal) */
+                    resource?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A new access token and refresh token; the data is the user */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 201,
+                     *       "message": "verification success",
+                     *       "data": {
+                     *         "id": 1,
+                     *         "email": "ada@example.com",
+                     *         "name": "Ada Lovelace"
+                     *       },
+                     *       "token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "refresh_token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 201;
+                        message: string;
+                        data: {
+                            id: number;
+                            email: string;
+                            name: string;
+                        } | null;
+                        /** @description Access token (JWT) */
+                        token: string;
+                        /** @constant */
+                        token_type: "Bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        /** @description Opaque, single-use refresh token */
+                        refresh_token: string;
+                    };
+                };
+            };
+            /** @description Invalid body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Incorrect email or password; data.email echoes the email */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    refreshToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI"
+                 *     }
+                 */
+                "application/json": {
+                    refresh_token: string;
+                    /** @description A public client to sign in through (default `gatehouse`) */
+                    client_id?: string;
+                    /** @description The API the access token is for: JWT_AUDIENCE (default) or one of the client's audiences */
+                    audience?: string;
+                    /** @description RFC 8707 resource indicator: the same as audience (give one, or both equal) */
+                    resource?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A new access token and refresh token; the data is the user */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 201,
+                     *       "message": "verification success",
+                     *       "data": {
+                     *         "id": 1,
+                     *         "email": "ada@example.com",
+                     *         "name": "Ada Lovelace"
+                     *       },
+                     *       "token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "refresh_token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 201;
+                        message: string;
+                        data: {
+                            id: number;
+                            email: string;
+                            name: string;
+                        } | null;
+                        /** @description Access token (JWT) */
+                        token: string;
+                        /** @constant */
+                        token_type: "Bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        /** @description Opaque, single-use refresh token */
+                        refresh_token: string;
+                    };
+                };
+            };
+            /** @description Invalid body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The refresh token is unknown, spent, expired or its session revoked */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    logOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "all": true
+                 *     }
+                 */
+                "application/json": {
+                    /** @description true: every session of the user, not only this token's */
+                    all?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Logged out */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "logged out",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description Invalid body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "current_password": "lantern quartz meadow fjord 42",
+                 *       "new_password": "velvet harbor comet 7 quince"
+                 *     }
+                 */
+                "application/json": {
+                    current_password: string;
+                    new_password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Password changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "password changed",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description Invalid body, or a new password the policy refuses (data.errors says why) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The current password is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of users */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "users": [
+                     *         {
+                     *           "id": 1,
+                     *           "email": "ada@example.com"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        users: {
+                            id: number;
+                            email: string;
+                        }[];
+                        /** @description Pass as ?cursor= for the next page; null on the last page */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid limit or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "success",
+                     *       "data": {
+                     *         "id": 1,
+                     *         "name": "Ada Lovelace",
+                     *         "email": "ada@example.com",
+                     *         "roles": [
+                     *           "user"
+                     *         ],
+                     *         "created_at": "2026-06-01T12:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            id: number;
+                            name: string;
+                            email: string;
+                            roles: string[];
+                            /** Format: date-time */
+                            created_at: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getJwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keys: {
+                            [key: string]: unknown;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getAuthorizationServerMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        issuer: string;
+                        jwks_uri?: string;
+                        token_endpoint: string;
+                        grant_types_supported: string[];
+                        token_endpoint_auth_methods_supported: string[];
+                        revocation_endpoint: string;
+                        revocation_endpoint_auth_methods_supported: string[];
+                        introspection_endpoint: string;
+                        introspection_endpoint_auth_methods_supported: string[];
+                        service_documentation: string;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getOpenIdConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        issuer: string;
+                        jwks_uri?: string;
+                        token_endpoint: string;
+                        grant_types_supported: string[];
+                        token_endpoint_auth_methods_supported: string[];
+                        revocation_endpoint: string;
+                        revocation_endpoint_auth_methods_supported: string[];
+                        introspection_endpoint: string;
+                        introspection_endpoint_auth_methods_supported: string[];
+                        service_documentation: string;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listRevocations: {
+        parameters: {
+            query?: {
+                /** @description The cursor of the previous answer; absent: a snapshot */
+                since?: string;
+                /** @description Seconds to wait for a revocation when there is nothing new (long poll); 0 answers at once */
+                wait?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            /** @description Pass it as `since` in the next request */
+                            cursor: string;
+                            /** @description true: `revoked` is every session refused now (a snapshot) rather than what is new since `since` */
+                            reset: boolean;
+                            revoked: {
+                                /** @description Session id: refuse access tokens whose `sid` claim is this */
+                                sid: string;
+                                /** @description Epoch seconds after which every access token of the session has expired: forget it then */
+                                exp: number;
+                            }[];
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Authentication failed */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    requestToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    /** @description `password`, `refresh_token` or `client_credentials` */
+                    grant_type: string;
+                    /** @description password grant: the email */
+                    username?: string;
+                    password?: string;
+                    refresh_token?: string;
+                    /** @description client_credentials: some of the client's scopes (default all) */
+                    scope?: string;
+                    /** @description A public client identifies itself here (default `gatehouse`); a confidential one uses HTTP Basic */
+                    client_id?: string;
+                    /** @description Not accepted: confidential clients authenticate with HTTP Basic (client_secret_basic) */
+                    client_secret?: string;
+                    /** @description JWT_AUDIENCE (default) or one of the client's audiences */
+                    audience?: string;
+                    /** @description RFC 8707 resource indicator: the same as audience (one value) */
+                    resource?: string | string[];
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description RFC 6749 section 5.1 token answer, never cached */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "refresh_token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description A user token (password, refresh_token) or a client token (client_credentials) */
+                        access_token: string;
+                        /** @constant */
+                        token_type: "Bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        /** @description password and refresh_token grants: the next refresh token (single use) */
+                        refresh_token?: string;
+                        /** @description client_credentials: the scopes the token carries, space-separated */
+                        scope?: string;
+                    };
+                };
+            };
+            /** @description invalid_request, invalid_grant (wrong password, a refresh token that is spent, unknown or another client's), invalid_scope, invalid_target (an audience the client may not ask for), unauthorized_client or unsupported_grant_type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_grant",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description invalid_client: client authentication failed (one answer for every reason); WWW-Authenticate: Basic */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_client",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description temporarily_unavailable: too many requests; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "temporarily_unavailable",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description temporarily_unavailable: overloaded or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "temporarily_unavailable",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+        };
+    };
+    introspectToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": {
+                    token: string;
+                    /** @description Ignored: the token is told apart by its shape */
+                    token_type_hint?: string;
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description RFC 7662 section 2.2: the claims of a live access token, or {"active": false} and nothing else */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        active: boolean;
+                        /** @constant */
+                        token_type?: "Bearer";
+                        iss?: string;
+                        sub?: string;
+                        aud?: string;
+                        client_id?: string;
+                        exp?: number;
+                        iat?: number;
+                        jti?: string;
+                        /** @description client tokens */
+                        scope?: string;
+                        /** @description user tokens */
+                        sid?: string;
+                        /** @description user tokens */
+                        roles?: string[];
+                        /** @description user tokens */
+                        email?: string;
+                        /** @description user tokens: the email */
+                        username?: string;
+                    };
+                };
+            };
+            /** @description invalid_request: no token, or a malformed body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_request",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description invalid_client: client authentication failed (one answer for every reason); WWW-Authenticate: Basic */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_client",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description temporarily_unavailable: this client spent its budget (60 000 a minute); Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "temporarily_unavailable",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description temporarily_unavailable: overloaded or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "temporarily_unavailable",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+        };
+    };
+    revokeToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI",
+                 *       "client_id": "web"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": {
+                    token: string;
+                    /** @description Ignored: the token is told apart by its shape */
+                    token_type_hint?: string;
+                    /** @description A public client identifies itself here (default `gatehouse`); a confidential one uses HTTP Basic */
+                    client_id?: string;
+                    /** @description Not accepted: confidential clients authenticate with HTTP Basic (client_secret_basic) */
+                    client_secret?: string;
+                } & {
+                    [key: string]: unknown;
+                };
+                /**
+                 * @example {
+                 *       "token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI",
+                 *       "client_id": "web"
+                 *     }
+                 */
+                "application/json": {
+                    token: string;
+                    /** @description Ignored: the token is told apart by its shape */
+                    token_type_hint?: string;
+                    /** @description A public client identifies itself here (default `gatehouse`); a confidential one uses HTTP Basic */
+                    client_id?: string;
+                    /** @description Not accepted: confidential clients authenticate with HTTP Basic (client_secret_basic) */
+                    client_secret?: string;
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Revoked, or nothing to revoke (RFC 7009 section 2.2: the same answer); no body */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid_request (no token), or unsupported_token_type (the client's own client_credentials token) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_request",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description invalid_client: client authentication failed (one answer for every reason); WWW-Authenticate: Basic */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_client",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description temporarily_unavailable: too many requests; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "temporarily_unavailable",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description temporarily_unavailable: overloaded or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "temporarily_unavailable",
+                     *       "error_description": "what was wrong"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description An RFC 6749 section 5.2 (or RFC 7009, RFC 8707) error code */
+                        error: string;
+                        /** @description For developers; never a hint an attacker could use */
+                        error_description?: string;
+                    };
+                };
+            };
+        };
+    };
+    getOpenApiDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI 3.1 document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+}
