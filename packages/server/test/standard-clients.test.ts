@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVerifier } from '../../verify/src/index.ts';
 import { signedInUser, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
 import { registerConfidentialClient, registerPublicClient, startListeningApp, type RegisteredClient } from './oauth-helpers.ts';
 
@@ -114,6 +115,22 @@ describe.each(testDialects())('standard OAuth and JWT libraries [%s]', (dialect)
     const me = await fetch(`${origin}/me`, { headers: { authorization: `Bearer ${user.token}` } });
     expect(me.status).toBe(401);
     expect(((await me.json()) as { message: string }).message).toBe('auth failed - token has been revoked');
+  });
+
+  it('@gatehouse/verify tells the tokens of the grants apart: a user token through a client, and a client token', async () => {
+    await signedInUser(test.app, 'verified@example.com');
+    const verifier = createVerifier({ issuer: origin, audience: [ORDERS, 'gatehouse'], now: () => test.clock.now().getTime() });
+    const spa: oauth.Client = { client_id: 'spa' };
+    const user = await oauth.processGenericTokenEndpointResponse(
+      as,
+      spa,
+      await oauth.genericTokenEndpointRequest(as, spa, oauth.None(), 'password', { username: 'verified@example.com', password: STRONG_PASSWORD, resource: ORDERS }, insecure),
+    );
+    expect(await verifier.verify(user.access_token)).toMatchObject({ kind: 'user', clientId: 'spa' });
+
+    const client: oauth.Client = { client_id: orders.id };
+    const service = await oauth.processClientCredentialsResponse(as, client, await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(orders.secret), {}, insecure));
+    expect(await verifier.verify(service.access_token)).toMatchObject({ kind: 'client', clientId: 'orders-api', scopes: ['orders:read', 'orders:write'] });
   });
 
   it('the seed routes stay JSON: /login still answers the envelope through a listening server', async () => {
