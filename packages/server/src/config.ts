@@ -47,6 +47,10 @@ export interface Config {
     /** Failures per account, from every client together, within an hour before the account is locked for everyone. */
     loginMaxFailuresPerAccount: number;
     bodyLimitBytes: number;
+    /** POST /introspect requests per confidential client per minute, shared by every worker and instance. */
+    introspectionPerMinute: number;
+    /** GET /revocations requests per confidential client per minute. */
+    revocationFeedPerMinute: number;
     /** IPv6 clients are counted per network of this prefix length (a /64 is one subscriber). */
     ipv6PrefixLength: number;
   };
@@ -254,6 +258,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       // Unset, it follows a raised LOGIN_MAX_FAILURES so the per-account budget is never the tighter one.
       loginMaxFailuresPerAccount: read.integer('LOGIN_MAX_FAILURES_PER_ACCOUNT', Math.max(100, loginMaxFailures), 1, 1_000_000_000),
       bodyLimitBytes: read.size('BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+      introspectionPerMinute: read.integer('INTROSPECTION_RATE_LIMIT', 60_000, 1, 1_000_000_000),
+      revocationFeedPerMinute: read.integer('REVOCATION_FEED_RATE_LIMIT', 3000, 1, 1_000_000_000),
       ipv6PrefixLength: read.integer('IPV6_PREFIX_LENGTH', 64, 1, 128),
     },
     hashing: {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
 import { createClient } from '../src/clients/clients.ts';
 import { createDb } from '../src/storage/db.ts';
+import { basicAuthorization } from './client-helpers.ts';
 import { createTestDatabase, STRONG_PASSWORD, testDialects, type TestDatabase } from './helpers.ts';
 import { buildService, freePort, REPO_ROOT, startService, type ServiceProcess } from './service-process.ts';
 
@@ -68,12 +69,15 @@ describe.each(testDialects())('Gatehouse and examples/orders-service as processe
   let database: TestDatabase;
   let gatehouse: ServiceProcess | undefined;
   let orders: OrdersService | undefined;
+  let billingSecret: string;
   beforeAll(async () => {
     database = await createTestDatabase(dialect);
     gatehouse = await startService({ DATABASE_URL: database.url, PASSWORD_MIN_LENGTH: '6', PASSWORD_BREACHED_CHECK: 'false' });
     // The confidential client `gatehouse clients create` would make, written through the clients core.
     const db = await createDb(database.url);
     const { secret } = await createClient({ db: db.kysely, clock: systemClock }, { id: 'orders-service', name: 'Orders service', type: 'confidential' });
+    // A second service that calls the orders service with its own client_credentials token.
+    billingSecret = (await createClient({ db: db.kysely, clock: systemClock }, { id: 'billing-service', name: 'Billing', type: 'confidential', scopes: ['orders:stats'] })).secret!;
     await db.close();
     // Gatehouse's issuer defaults to its own address, with loopback named localhost.
     orders = await startOrdersService({
@@ -118,6 +122,22 @@ describe.each(testDialects())('Gatehouse and examples/orders-service as processe
     expect(refused.challenge).toBe('Bearer realm="orders", error="invalid_token", error_description="the access token has been revoked"');
     expect(delayMs).toBeLessThan(1000);
     expect(orders!.output()).not.toContain(token);
+  });
+
+  it('a service calls the orders service with a client_credentials token from Gatehouse; a user token is no use there', async () => {
+    const grant = await fetch(`${gatehouse!.baseUrl}/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: basicAuthorization('billing-service', billingSecret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    expect(grant.status).toBe(200);
+    const { access_token: serviceToken, scope } = (await grant.json()) as { access_token: string; scope: string };
+    expect(scope).toBe('orders:stats');
+    const stats = await call(orders!.baseUrl, 'GET', '/internal/stats', { token: serviceToken });
+    expect(stats.status).toBe(200);
+    expect(stats.body.askedBy).toBe('billing-service');
+    // A service token is not a user: the user routes refuse it.
+    expect((await call(orders!.baseUrl, 'GET', '/orders', { token: serviceToken })).status).toBe(403);
   });
 
   it("Gatehouse stops at once on SIGTERM though the service's long poll waits on it; the service keeps verifying", async () => {

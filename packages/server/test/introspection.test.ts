@@ -1,7 +1,6 @@
 import { generateKeyPair, SignJWT, decodeJwt } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deleteClient, setClientDisabled } from '../src/clients/clients.ts';
-import { INTROSPECTIONS_PER_CLIENT_PER_MINUTE } from '../src/http/routes/oauth.ts';
 import { json, signedInUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
 import { expectOAuthError, expectTokenAnswer, postForm, registerConfidentialClient, registerPublicClient, type RegisteredClient } from './oauth-helpers.ts';
 
@@ -168,7 +167,7 @@ describe.each(testDialects())('POST /introspect [%s]', (dialect) => {
     const user = await signedInUser(test.app, 'busy@example.com');
     const throttled = await registerConfidentialClient(test, { id: 'busy-api' });
     // The budget is counted where every worker and instance counts it; spend all but one of it there.
-    for (let spent = 1; spent < INTROSPECTIONS_PER_CLIENT_PER_MINUTE; spent += 1) {
+    for (let spent = 1; spent < test.deps.config.limits.introspectionPerMinute; spent += 1) {
       await test.deps.shared.counters.increment('introspect:busy-api', 60, test.clock.nowSeconds());
     }
     expect(json(await introspect(user.token, throttled)).active).toBe(true);

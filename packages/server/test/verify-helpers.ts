@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
 import { createVerifier, type Verifier, type VerifierOptions } from '../../verify/src/index.ts';
-import { confidentialClient } from './client-helpers.ts';
+import { createClient } from '../src/clients/clients.ts';
+import { basicAuthorization, confidentialClient } from './client-helpers.ts';
 import { startTestApp, type DialectName, type TestApp } from './helpers.ts';
 import { freePort } from './service-process.ts';
 
@@ -76,7 +77,23 @@ export async function signWithGatehouseKey(test: TestApp, claims: JWTPayload, he
     .sign(key.privateKey);
 }
 
-/** A client_credentials token as the brief specifies it: sub = client_id, gty, scope, no sid. */
+/**
+ * A real client_credentials token: the client is registered with these scopes and asks
+ * POST /oauth/token for one, as a service would.
+ */
+export async function grantedClientToken(test: TestApp, clientId: string, scopes: string[] = []): Promise<string> {
+  const { secret } = await createClient(test.deps, { id: clientId, name: clientId, type: 'confidential', scopes });
+  const response = await test.app.inject({
+    method: 'POST',
+    url: '/oauth/token',
+    headers: { authorization: basicAuthorization(clientId, secret!), 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'grant_type=client_credentials',
+  });
+  if (response.statusCode !== 200) throw new Error(`client_credentials grant failed: ${response.statusCode} ${response.body}`);
+  return (JSON.parse(response.body) as { access_token: string }).access_token;
+}
+
+/** A hand-signed client_credentials token (sub = client_id, gty, scope, no sid), for shapes Gatehouse never issues. */
 export function clientToken(test: TestApp, clientId: string, scope?: string, extra: JWTPayload = {}): Promise<string> {
   return signWithGatehouseKey(test, { sub: clientId, client_id: clientId, gty: 'client_credentials', ...(scope ? { scope } : {}), ...extra });
 }

@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireClient, requireRole, requireScope, requireUser, type Claims, type Verifier } from '../../verify/src/index.ts';
 import { signedInAdmin, signedInUser, testDialects } from './helpers.ts';
-import { clientToken, startLiveGatehouse, type LiveGatehouse } from './verify-helpers.ts';
+import { grantedClientToken, startLiveGatehouse, type LiveGatehouse } from './verify-helpers.ts';
 
 /** In a service of your own, declare `auth: Claims | null` on FastifyRequest; here the server's own declaration is in the way. */
 const authOf = (request: object) => (request as { auth: Claims }).auth;
@@ -80,8 +80,8 @@ describe.each(testDialects())('@gatehouse/verify guards in Express and Fastify [
       const baseUrl = await startService(framework, verifier);
       const user = await signedInUser(test.app, 'reader@example.com');
       const admin = await signedInAdmin(test, 'boss@example.com');
-      const service = await clientToken(test, 'billing-service', 'orders:stats');
-      const unscoped = await clientToken(test, 'nosy-service', 'orders:read');
+      const service = await grantedClientToken(test, 'billing-service', ['orders:stats']);
+      const unscoped = await grantedClientToken(test, 'nosy-service', ['orders:read']);
 
       // No token: a bare challenge, no error code (RFC 6750 section 3.1).
       const missing = await call(baseUrl, 'GET', '/orders');

@@ -4,7 +4,7 @@ import { decodeProtectedHeader } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isVerifyError, type Claims, type VerifyErrorCode } from '../../verify/src/index.ts';
 import { json, loginUser, signedInAdmin, signedInUser, signupUser, testDialects } from './helpers.ts';
-import { clientToken, signWithGatehouseKey, startLiveGatehouse, type LiveGatehouse } from './verify-helpers.ts';
+import { clientToken, grantedClientToken, signWithGatehouseKey, startLiveGatehouse, type LiveGatehouse } from './verify-helpers.ts';
 
 const JWKS_PATH = '/.well-known/jwks.json';
 const ACCESS_TOKEN_TTL = 900;
@@ -159,10 +159,10 @@ describe.each(testDialects())('@gatehouse/verify against a live Gatehouse [%s]',
   it('tells client tokens from user tokens, and refuses tokens that mix the two', async () => {
     const { test } = gatehouse;
     const verifier = gatehouse.verifier();
-    const service = await verifier.verify(await clientToken(test, 'billing-service', 'orders:read orders:stats'));
+    const service = await verifier.verify(await grantedClientToken(test, 'billing-service', ['orders:read', 'orders:stats']));
     expect(service).toMatchObject({ kind: 'client', subject: 'billing-service', clientId: 'billing-service', scopes: ['orders:read', 'orders:stats'] });
     expect(service).not.toHaveProperty('roles');
-    expect((await verifier.verify(await clientToken(test, 'bare-service'))).scopes).toEqual([]);
+    expect((await verifier.verify(await grantedClientToken(test, 'bare-service'))).scopes).toEqual([]);
 
     const mixed = [
       clientToken(test, 'billing-service', undefined, { sid: 'a-session' }), // a client token has no session

@@ -20,7 +20,6 @@ import { CLIENT_SECURITY, WELL_FORMED } from '../schemas.ts';
  * a resource server caching answers needs, low enough that one misbehaving client cannot take
  * every core: a process answers several thousand a second.
  */
-export const INTROSPECTIONS_PER_CLIENT_PER_MINUTE = 60_000;
 
 const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
 const VISIBLE_ASCII = '^[\\x21-\\x7e]+$';
@@ -167,7 +166,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     store: deps.shared.counters,
     clock: deps.clock,
     scope: 'introspect',
-    limitPerMinute: INTROSPECTIONS_PER_CLIENT_PER_MINUTE,
+    limitPerMinute: deps.config.limits.introspectionPerMinute,
   });
 
   // Form bodies only: what every OAuth client sends to these two.

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { createClientRateLimiter } from '../../abuse/client-rate-limit.ts';
 import { authenticateClient } from '../../clients/clients.ts';
 import type { Deps } from '../../deps.ts';
-import { AppError } from '../../errors.ts';
 import { createRevocationFeed } from '../../tokens/revocation-feed.ts';
 import { envelope, EnvelopeSchema, ErrorEnvelopeSchema } from '../envelope.ts';
 import { clientGoneSignal } from '../hashing.ts';
@@ -14,7 +14,6 @@ import { CLIENT_SECURITY } from '../schemas.ts';
  * a storm of logouts at most five a second (one request at a time, 200 ms apart): this serves ten
  * busy instances sharing one client id, and stops a leaked secret from hammering snapshots.
  */
-export const REVOCATION_FEED_REQUESTS_PER_CLIENT_PER_MINUTE = 3000;
 const MAX_WAIT_SECONDS = 30;
 
 const RevocationsQuery = Type.Object(
@@ -48,6 +47,7 @@ const RevocationsData = Type.Object({
 export async function revocationRoutes(rawApp: FastifyInstance, deps: Deps): Promise<void> {
   const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
   const feed = createRevocationFeed(deps);
+  const feedLimiter = createClientRateLimiter({ store: deps.shared.counters, clock: deps.clock, scope: 'revocations', limitPerMinute: deps.config.limits.revocationFeedPerMinute });
   // preClose, before the server stops taking requests and waits for those in flight: a long poll
   // answers at once (with nothing new) instead of holding the shutdown up to 30 s.
   app.addHook('preClose', async () => feed.close());
@@ -76,11 +76,7 @@ export async function revocationRoutes(rawApp: FastifyInstance, deps: Deps): Pro
     },
     async (request, reply) => {
       const client = await authenticateClient(deps, request.headers.authorization);
-      const now = deps.clock.nowSeconds();
-      const { count, resetAt } = await deps.shared.counters.increment(`revocations:${client.id}`, 60, now);
-      if (count > REVOCATION_FEED_REQUESTS_PER_CLIENT_PER_MINUTE) {
-        throw new AppError('rate_limited', 'revocation feed budget of this client spent', { retryAfterSeconds: Math.max(1, resetAt - now) });
-      }
+      await feedLimiter.consume(client.id);
       const signal = clientGoneSignal(reply);
       const answer = await feed.read(request.query.since, { waitMs: (request.query.wait ?? 0) * 1000, signal });
       reply.header('cache-control', 'no-store');
