@@ -70,6 +70,8 @@ const TAGS = [
   { name: 'users', description: 'The signed-in user, and the user list' },
   { name: 'discovery', description: 'What a service that verifies tokens needs: keys and metadata' },
   { name: 'health', description: 'Liveness, readiness, and the seed greeting' },
+  { name: 'oauth', description: 'The standard endpoints: token (RFC 6749), revocation (RFC 7009), introspection (RFC 7662), in form bodies and OAuth errors' },
+  { name: 'revocations', description: 'The revocation feed, for resource servers that verify tokens locally (confidential clients)' },
 ];
 
 /** @fastify/swagger options: the document's header, and the decorations derived from the route schemas. */
