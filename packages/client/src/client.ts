@@ -13,6 +13,10 @@ export interface GatehouseClientOptions {
   refreshMarginSeconds?: number;
   /** The time in milliseconds since the epoch; Date.now by default. Tests move it. */
   now?: () => number;
+  /** The application signing users in (a public client registered with `gatehouse clients create`); Gatehouse's default client when unset. */
+  clientId?: string;
+  /** The API the access tokens are for (RFC 8707 resource), if the client may ask for it; Gatehouse's own audience when unset. */
+  audience?: string;
   /** Called when Gatehouse refuses the refresh token (the session was logged out, revoked or expired); the tokens are gone. */
   onSessionEnd?: (error: GatehouseError) => void;
 }
@@ -46,6 +50,7 @@ export class GatehouseClient {
   readonly #marginMs: number;
   readonly #now: () => number;
   readonly #onSessionEnd: ((error: GatehouseError) => void) | undefined;
+  readonly #loginFields: { client_id?: string; audience?: string };
   #refreshing: Promise<StoredTokens> | null = null;
 
   constructor(options: GatehouseClientOptions) {
@@ -56,6 +61,10 @@ export class GatehouseClient {
     this.#marginMs = (options.refreshMarginSeconds ?? DEFAULT_REFRESH_MARGIN_SECONDS) * 1000;
     this.#now = options.now ?? Date.now;
     this.#onSessionEnd = options.onSessionEnd;
+    this.#loginFields = {
+      ...(options.clientId ? { client_id: options.clientId } : {}),
+      ...(options.audience ? { audience: options.audience } : {}),
+    };
   }
 
   /** Creates an account. It does not log in: call login() next. */
@@ -64,10 +73,13 @@ export class GatehouseClient {
     return answer.data as PublicUser;
   }
 
-  /** Logs in and keeps the tokens; resolves to the user. */
+  /**
+   * Logs in and keeps the tokens; resolves to the user. The clientId and audience options are sent
+   * unless the body names its own; refreshes keep them (Gatehouse binds them to the session).
+   */
   async login(body: LoginRequest, options: { signal?: AbortSignal } = {}): Promise<LoginUser> {
     const sentAt = this.#now();
-    const answer = (await this.#call('/login', { method: 'POST', body, ...options })) as TokenAnswer;
+    const answer = (await this.#call('/login', { method: 'POST', body: { ...this.#loginFields, ...body }, ...options })) as TokenAnswer;
     await this.#storage.set(tokensFrom(answer, sentAt));
     return answer.data as LoginUser;
   }

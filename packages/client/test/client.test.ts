@@ -5,6 +5,7 @@
  * the server's OpenAPI document (the test app's check).
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createClient } from '../../server/src/clients/clients.ts';
 import { startListeningTestApp, STRONG_PASSWORD, testDialects, type TestApp } from '../../server/test/helpers.ts';
 import {
   createGatehouseClient,
@@ -73,6 +74,20 @@ describe.each(testDialects())('@gatehouse/client against a live Gatehouse [%s]',
     hits = new Map();
     return { gatehouse, email };
   }
+
+  it('signs in through its own client for another API when given clientId and audience, and refreshes keep both', async () => {
+    const id = `spa-${dialect}-${++serial}`;
+    await createClient(test.deps, { id, name: 'Web app', type: 'public', audiences: ['https://orders.example'] });
+    const { gatehouse } = await signedIn({ clientId: id, audience: 'https://orders.example' });
+    const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { client_id: string; aud: string };
+    expect(claimsOf(await gatehouse.accessToken())).toMatchObject({ client_id: id, aud: 'https://orders.example' });
+    await gatehouse.refresh();
+    expect(count(REFRESH)).toBe(1);
+    expect(claimsOf(await gatehouse.accessToken())).toMatchObject({ client_id: id, aud: 'https://orders.example' });
+    // An audience the client was not registered for is refused at login.
+    const refused = await failure(client({ clientId: id, audience: 'https://billing.example' }).login({ email: 'nobody@example.com', password: STRONG_PASSWORD }));
+    expect(refused.status).toBe(400);
+  });
 
   it('signs up, logs in, reads /me, changes the password, refreshes and logs out', async () => {
     const gatehouse = client();
