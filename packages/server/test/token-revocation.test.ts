@@ -60,6 +60,22 @@ describe.each(testDialects())('POST /revoke (RFC 7009) [%s]', (dialect) => {
     expect(await revocationOf(sid(expiring.token))).toBeNull();
   });
 
+  it("a logout that names no client (the seed's, with the refresh token alone) ends a public client's session, never a confidential one's", async () => {
+    await signedInUser(test.app, 'spa-user@example.com');
+    const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email: 'spa-user@example.com', password: STRONG_PASSWORD, client_id: 'spa' } });
+    const spaSession = json(login) as { token: string; refresh_token: string };
+    expectRevocationAnswer(await revokeJson({ token: spaSession.refresh_token }));
+    expect(await revocationOf(sid(spaSession.token))).toBe('token_revocation');
+    expectErrorEnvelope(await refresh(spaSession.refresh_token), 401);
+
+    const confidential = expectTokenAnswer(
+      await postForm(test.app, '/oauth/token', { grant_type: 'password', username: 'spa-user@example.com', password: STRONG_PASSWORD }, { authorization: orders.basic }),
+    ).body;
+    expectRevocationAnswer(await revokeJson({ token: confidential.refresh_token! }));
+    expectRevocationAnswer(await revokeJson({ token: confidential.access_token }));
+    expect(await revocationOf(sid(confidential.access_token))).toBeNull();
+  });
+
   it("a confidential client's tokens are revoked only with its secret", async () => {
     const login = await postForm(test.app, '/oauth/token', { grant_type: 'password', username: 'bystander@example.com', password: STRONG_PASSWORD }, { authorization: orders.basic });
     const { body } = expectTokenAnswer(login);
@@ -85,5 +101,13 @@ describe.each(testDialects())('POST /revoke (RFC 7009) [%s]', (dialect) => {
     expectOAuthError(await postForm(test.app, '/revoke', { token: 'x', client_id: 'nobody' }), 401, 'invalid_client');
     expectOAuthError(await postForm(test.app, '/revoke', { token: 'x' }, { authorization: 'Basic Og==' }), 401, 'invalid_client');
     expectOAuthError(await postForm(test.app, '/revoke', { token: 'x', client_secret: orders.secret, client_id: 'orders-api' }), 401, 'invalid_client', [orders.secret]);
+    // Bodies the JSON parser refuses: OAuth's invalid_request, never a 500.
+    for (const payload of ['{bad', '', Buffer.from([0x7b, 0xff, 0x7d]), '{"token":"x","__proto__":{"a":1}}', '{"token":"x","constructor":{"prototype":1}}']) {
+      expectOAuthError(await test.app.inject({ method: 'POST', url: '/revoke', headers: { 'content-type': 'application/json' }, payload }), 400, 'invalid_request');
+    }
+    // Unknown parameters are ignored (RFC 6749 section 3.2), whatever their names.
+    const user = await signedInUser(test.app, 'odd-names@example.com');
+    expectRevocationAnswer(await postForm(test.app, '/revoke', `hasOwnProperty=a&toString=b&valueOf=c&token=${user.refreshToken}`));
+    expect(await revocationOf(sid(user.token))).toBe('token_revocation');
   });
 });

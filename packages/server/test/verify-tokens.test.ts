@@ -215,6 +215,42 @@ describe.each(testDialects())('@gatehouse/verify against a live Gatehouse [%s]',
     expect(errors.map((error) => error.message).join(' ')).not.toContain('ghcs_');
   });
 
+  it('keeps verifying with the last good keys while Gatehouse is down past the max age, refetching once per cooldown in the background', async () => {
+    const { test } = gatehouse;
+    let down = false;
+    let jwksAttempts = 0;
+    const verifier = gatehouse.verifier({
+      jwksMaxAgeSeconds: 60,
+      jwksCooldownSeconds: 30,
+      fetch: (input, init) => {
+        if (new URL(input).pathname === JWKS_PATH) jwksAttempts += 1;
+        return down ? Promise.reject(new TypeError('fetch failed')) : gatehouse.fetch(input, init);
+      },
+    });
+    expect((await verifier.verify((await signedInUser(test.app, 'early@example.com')).token)).kind).toBe('user');
+    expect(jwksAttempts).toBe(1);
+
+    down = true;
+    test.clock.advanceSeconds(120); // past the max age, Gatehouse unreachable
+    for (let index = 0; index < 20; index += 1) {
+      const fresh = await signWithGatehouseKey(test, { sub: '7', sid: `session-${index}`, client_id: 'gatehouse', roles: [] });
+      expect((await verifier.verify(fresh)).kind).toBe('user');
+    }
+    expect(jwksAttempts).toBe(2); // one background attempt, not one per request
+    test.clock.advanceSeconds(31);
+    await verifier.verify(await signWithGatehouseKey(test, { sub: '7', sid: 'after-cooldown', client_id: 'gatehouse', roles: [] }));
+    expect(jwksAttempts).toBe(3);
+
+    down = false; // back: the next background refetch succeeds, and the set is fresh again for a max age
+    test.clock.advanceSeconds(31);
+    await verifier.verify(await signWithGatehouseKey(test, { sub: '7', sid: 'recovered', client_id: 'gatehouse', roles: [] }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(jwksAttempts).toBe(4);
+    test.clock.advanceSeconds(31);
+    await verifier.verify(await signWithGatehouseKey(test, { sub: '7', sid: 'fresh-again', client_id: 'gatehouse', roles: [] }));
+    expect(jwksAttempts).toBe(4);
+  });
+
   it('answers keys_unavailable while Gatehouse cannot be reached, and verifier_closed after close()', async () => {
     const { test } = gatehouse;
     const user = await signedInUser(test.app, 'offline@example.com');

@@ -12,7 +12,10 @@ export interface KeySourceOptions {
   now: () => number;
   /** Least time between two refetches for an unknown kid. */
   cooldownMs: number;
-  /** How long a fetched key set is used before it is fetched again, whatever the kids. */
+  /**
+   * After this long a key set is refetched in the background, whatever the kids; until a refetch
+   * succeeds the last good set keeps verifying (an issuer that is down must not take services down).
+   */
   maxAgeMs: number;
   timeoutMs: number;
 }
@@ -55,14 +58,20 @@ async function discoverJwksUri(options: KeySourceOptions): Promise<string> {
 
 /**
  * The issuer's public keys through jose's createRemoteJWKSet (fetching, caching, key import, kid and
- * alg matching). Its unknown-kid cooldown reads the system clock, so the verifier keeps that
- * decision itself, on its own clock: jose is told never to refetch for a kid, and this asks it to.
+ * alg matching). Its cooldown and max age read the system clock and its max age blocks the request
+ * that finds the set old (and refuses it when the fetch fails), so the verifier keeps both decisions
+ * itself, on its own clock: jose is told never to refetch on its own, and this asks it to.
+ * - an old set is refetched in the background while the last good one keeps verifying
+ *   (stale-while-revalidate), at most once per cooldown, whether the last attempt failed or not;
+ * - an unknown kid refetches in the foreground, at most once per cooldown.
  */
 export function createKeySource(options: KeySourceOptions): KeySource {
   let keySet: RemoteJWKSet | undefined;
   let pending: Promise<RemoteJWKSet> | undefined;
   let failure: { at: number; error: VerifyError } | undefined;
   let lastFetchAt = Number.NEGATIVE_INFINITY;
+  /** When the set in use was fetched (successfully). */
+  let loadedAt = Number.NEGATIVE_INFINITY;
 
   const jwksFetch = (url: string, init: RequestInit) => {
     lastFetchAt = options.now();
@@ -78,10 +87,11 @@ export function createKeySource(options: KeySourceOptions): KeySource {
         const remote = createRemoteJWKSet(new URL(jwksUri), {
           timeoutDuration: options.timeoutMs,
           cooldownDuration: Number.POSITIVE_INFINITY,
-          cacheMaxAge: options.maxAgeMs,
+          cacheMaxAge: Number.POSITIVE_INFINITY,
           [customFetch]: jwksFetch,
         });
         await remote.reload();
+        loadedAt = options.now();
         keySet = remote;
         failure = undefined;
         return remote;
@@ -96,12 +106,25 @@ export function createKeySource(options: KeySourceOptions): KeySource {
     return pending;
   }
 
+  /** Refetches an old set without holding up the request; a failure keeps the last good set. */
+  function revalidate(remote: RemoteJWKSet): void {
+    const now = options.now();
+    if (remote.reloading || now - loadedAt < options.maxAgeMs || now - lastFetchAt < options.cooldownMs) return;
+    remote.reload().then(
+      () => {
+        loadedAt = options.now();
+      },
+      () => {}, // tried again after the cooldown; meanwhile the last good keys verify
+    );
+  }
+
   return {
     async load() {
       await getKeySet();
     },
     async resolve(header, token) {
       const remote = await getKeySet();
+      revalidate(remote);
       if (typeof header.kid !== 'string') throw new VerifyError('token_invalid', 'token has no kid');
       const known = remote.jwks()?.keys.some((key) => key.kid === header.kid) ?? false;
       if (!known) {
@@ -111,6 +134,7 @@ export function createKeySource(options: KeySourceOptions): KeySource {
         if (!remote.reloading && options.now() - lastFetchAt < options.cooldownMs) throw new VerifyError('token_invalid', 'unknown signing key');
         try {
           await remote.reload();
+          loadedAt = options.now();
         } catch (error) {
           throw unavailable('could not refetch the issuer\'s keys', error);
         }
@@ -121,7 +145,7 @@ export function createKeySource(options: KeySourceOptions): KeySource {
         if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys || error instanceof joseErrors.JOSENotSupported) {
           throw new VerifyError('token_invalid', 'no usable key for this token', { cause: error });
         }
-        // Only a stale key set is refetched here (its max age passed), and that failed.
+        // jose refetches nothing here (no max age, no cooldown of its own), so this is unexpected.
         throw unavailable('could not fetch the issuer\'s keys', error);
       }
     },

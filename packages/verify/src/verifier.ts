@@ -36,7 +36,7 @@ export interface VerifierOptions {
   clockToleranceSeconds?: number;
   /** Least time between two key-set fetches for an unknown `kid` (default 30 s). */
   jwksCooldownSeconds?: number;
-  /** How long a fetched key set is used before it is fetched again (default 300 s, Gatehouse's cache-control). */
+  /** After this long the key set is refetched in the background, the last good set verifying meanwhile (default 300 s, Gatehouse's cache-control). */
   jwksMaxAgeSeconds?: number;
   /** Verified tokens remembered until their `exp`, so a token is checked once, not once per request (default 10 000). */
   cacheMaxEntries?: number;

@@ -1,3 +1,4 @@
+import { findActiveClient } from '../clients/clients.ts';
 import { isAppError } from '../errors.ts';
 import { findRefreshToken, findSession } from '../storage/sessions.ts';
 import type { AccessTokens } from '../tokens/access-tokens.ts';
@@ -15,12 +16,21 @@ export interface TokenRevocationDeps extends RevocationDeps {
  * The token is told apart by its shape, so a wrong token_type_hint costs nothing.
  * A client token has no session to end: its own client learns so (`client_token`: the token
  * endpoint answers unsupported_token_type).
+ * A caller that names no client (the seed's logout with the refresh token alone) may revoke the
+ * session of any public client, as POST /token/refresh without client_id may refresh one: a public
+ * client's tokens are bearer credentials, and refusing would leave a user believing they logged out.
  */
-export async function revokeToken(deps: TokenRevocationDeps, token: string, clientId: string): Promise<'revoked' | 'ignored' | 'client_token'> {
+export async function revokeToken(
+  deps: TokenRevocationDeps,
+  token: string,
+  caller: { clientId: string; anyPublicClient: boolean },
+): Promise<'revoked' | 'ignored' | 'client_token'> {
+  const mayRevoke = async (sessionClientId: string) =>
+    sessionClientId === caller.clientId || (caller.anyPublicClient && (await findActiveClient(deps.db, sessionClientId))?.type === 'public');
   if (looksLikeRefreshToken(token)) {
     const row = await findRefreshToken(deps.db, hashRefreshToken(token));
     const session = row ? await findSession(deps.db, row.session_id) : undefined;
-    if (!session || session.client_id !== clientId) return 'ignored';
+    if (!session || !(await mayRevoke(session.client_id))) return 'ignored';
     await revokeAndDeny(deps, { sessionId: session.id }, 'token_revocation');
     return 'revoked';
   }
@@ -31,8 +41,8 @@ export async function revokeToken(deps: TokenRevocationDeps, token: string, clie
     if (isAppError(error)) return 'ignored'; // malformed, foreign or expired: nothing left to revoke
     throw error;
   }
-  if (claims.clientId !== clientId) return 'ignored';
-  if (claims.kind === 'client') return 'client_token';
+  if (claims.kind === 'client') return claims.clientId === caller.clientId ? 'client_token' : 'ignored';
+  if (!(await mayRevoke(claims.clientId))) return 'ignored';
   await revokeAndDeny(deps, { sessionId: claims.sessionId }, 'token_revocation');
   return 'revoked';
 }

@@ -40,6 +40,11 @@ const FRAMEWORK_ERRORS: Record<string, PublicError> = {
   FST_ERR_ASYNC_CONSTRAINT: { status: 400, message: 'invalid request' },
 };
 
+/** The public text of a framework client error (no internal detail), for handlers that answer in another format. */
+export function publicFrameworkMessage(code: string): string | undefined {
+  return FRAMEWORK_ERRORS[code]?.message;
+}
+
 const TOKEN_CODES = new Set<ErrorCode>(['token_invalid', 'token_expired', 'token_revoked', 'refresh_invalid']);
 
 /** A dropped connection is replaced within moments; a held SQLite lock is short. */

@@ -9,7 +9,7 @@ import { isAudienceProblem } from '../auth/token-request.ts';
 import { AppError, type ErrorCode, type FieldError } from '../errors.ts';
 import { isDatabaseUnavailable } from '../storage/db.ts';
 import { envelope } from './envelope.ts';
-import { handleError, toFieldError } from './errors.ts';
+import { handleError, publicFrameworkMessage, toFieldError } from './errors.ts';
 
 export const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded';
 
@@ -89,8 +89,8 @@ function describeFields(fieldErrors: FieldError[] | undefined, fallback: string)
 export function oauthErrorHandler(error: FastifyError | AppError | OAuthError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof OAuthError) return sendOAuthError(reply, STATUS_OF[error.error], error.error, error.description);
   if (error instanceof AppError) {
-    const mapped = OAUTH_ERRORS[error.code];
-    if (!mapped) return handleError(error, request, reply);
+    // A code without an OAuth meaning still answers in OAuth's form: these routes' schemas have no envelope for it.
+    const mapped = OAUTH_ERRORS[error.code] ?? OAUTH_ERRORS.invalid_input!;
     if (error.details.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.details.retryAfterSeconds));
     const fieldErrors = error.details.fieldErrors;
     if (error.code === 'invalid_input') {
@@ -109,6 +109,13 @@ export function oauthErrorHandler(error: FastifyError | AppError | OAuthError | 
     return reply.code(415).send(envelope(415, `unsupported media type - send ${FORM_CONTENT_TYPE}`));
   }
   if (fastifyError.code?.startsWith('GH_FORM_')) return sendOAuthError(reply, 400, 'invalid_request', fastifyError.message);
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return handleError(error, request, reply); // 413, the envelope, as everywhere
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    // A body the JSON parser refused (on /revoke), or any other client error: invalid_request, with the public text only.
+    const known = fastifyError.code ? publicFrameworkMessage(fastifyError.code) : undefined;
+    return sendOAuthError(reply, 400, 'invalid_request', known ?? 'invalid request');
+  }
   if (isDatabaseUnavailable(error)) {
     request.log.warn({ code: (error as { code?: string }).code, reason: error.message }, 'database unavailable, answered 503');
     reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
@@ -142,7 +149,8 @@ export function parseForm(body: Buffer): Record<string, string | string[]> {
   for (const [name, value] of new URLSearchParams(text)) {
     if (FORBIDDEN_NAMES.has(name)) throw formError(`parameter ${name} is not allowed`);
     if (value === '') continue;
-    const previous = parsed[name];
+    // Own properties only: a parameter named hasOwnProperty or toString is unknown, not a duplicate.
+    const previous = Object.hasOwn(parsed, name) ? parsed[name] : undefined;
     if (previous === undefined) parsed[name] = REPEATABLE.has(name) ? [value] : value;
     else if (Array.isArray(previous)) previous.push(value);
     else throw formError(`parameter ${name} must not be sent more than once`);

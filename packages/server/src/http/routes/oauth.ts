@@ -288,8 +288,8 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
         },
       },
       async (request, reply) => {
-        const { client } = await identifyClient(deps, request, request.body);
-        const outcome = await revokeToken(deps, request.body.token, client.id);
+        const { client, authenticated } = await identifyClient(deps, request, request.body);
+        const outcome = await revokeToken(deps, request.body.token, { clientId: client.id, anyPublicClient: !authenticated && request.body.client_id === undefined });
         if (outcome === 'client_token') throw new OAuthError('unsupported_token_type', 'client tokens cannot be revoked: they expire on their own');
         // No body: RFC 7009 clients read only the status.
         return (reply as FastifyReply).code(200).header('cache-control', 'no-store').send();
