@@ -130,6 +130,8 @@ export class GatehouseClient {
    * resolves to the parsed JSON answer, throws a GatehouseError for a status of 400 or more.
    */
   async request<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
+    // The access token goes only to Gatehouse: "/x" stays under baseUrl, ".evil.example/x" or "//host" would not.
+    if (!path.startsWith('/') || path.startsWith('//')) throw new GatehouseError('invalid_request', 'path must start with a single "/" (a route of Gatehouse, relative to baseUrl)');
     let tokens = await this.#freshTokens();
     let answer = await this.#send(path, options, tokens.accessToken);
     if (answer.response.status === 401) {

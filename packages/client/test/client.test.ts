@@ -89,6 +89,15 @@ describe.each(testDialects())('@gatehouse/client against a live Gatehouse [%s]',
     expect(refused.status).toBe(400);
   });
 
+  it('sends the access token only to Gatehouse: request() refuses a path that would leave baseUrl', async () => {
+    const { gatehouse } = await signedIn();
+    for (const path of ['.evil.example/steal', '//evil.example/steal', 'me', '@evil.example/']) {
+      expect((await failure(gatehouse.request(path))).code).toBe('invalid_request');
+    }
+    expect(total()).toBe(0);
+    expect(await gatehouse.request('/me')).toMatchObject({ status: true });
+  });
+
   it('signs up, logs in, reads /me, changes the password, refreshes and logs out', async () => {
     const gatehouse = client();
     const email = `client-flow-${++serial}@example.com`;

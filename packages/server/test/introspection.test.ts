@@ -1,7 +1,7 @@
 import { generateKeyPair, SignJWT, decodeJwt } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deleteClient, setClientDisabled } from '../src/clients/clients.ts';
-import { json, signedInUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { expectErrorEnvelope, json, signedInUser, STRONG_PASSWORD, startTestApp, testDialects, type TestApp } from './helpers.ts';
 import { expectOAuthError, expectTokenAnswer, postForm, registerConfidentialClient, registerPublicClient, type RegisteredClient } from './oauth-helpers.ts';
 
 const ISSUER = 'http://localhost:2000';
@@ -125,6 +125,23 @@ describe.each(testDialects())('POST /introspect [%s]', (dialect) => {
     await setClientDisabled(test.deps, 'paused-worker', false);
     test.clock.advanceSeconds(1);
     expect(json(await introspect(pausedToken)).active).toBe(true);
+  });
+
+  it('refuses the user tokens of an application once it is disabled, here and on Gatehouse\'s own routes', async () => {
+    await registerPublicClient(test, 'kiosk');
+    await signedInUser(test.app, 'kiosk-user@example.com');
+    const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email: 'kiosk-user@example.com', password: STRONG_PASSWORD, client_id: 'kiosk' } });
+    const token = json(login).token as string;
+    const me = () => test.app.inject({ method: 'GET', url: '/me', headers: { 'x-access-token': token } });
+    expect((await me()).statusCode).toBe(200);
+    expect(json(await introspect(token)).active).toBe(true);
+    await setClientDisabled(test.deps, 'kiosk', true);
+    test.clock.advanceSeconds(1);
+    await expectInactive(token);
+    expectErrorEnvelope(await me(), 401, 'auth failed - token has been revoked');
+    await setClientDisabled(test.deps, 'kiosk', false);
+    test.clock.advanceSeconds(1);
+    expect((await me()).statusCode).toBe(200);
   });
 
   it('answers {"active":false} for foreign, forged, malformed and refresh tokens', async () => {

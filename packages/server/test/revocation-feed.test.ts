@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startBackgroundTasks, type BackgroundTasks } from '../src/background/tasks.ts';
 import { setClientDisabled } from '../src/clients/clients.ts';
 import { REVOCATION_MARGIN_SECONDS } from '../src/tokens/denylist.ts';
-import { REVOCATION_FEED_LOG_LIMIT, REVOCATION_FEED_MAX_WAITERS } from '../src/tokens/revocation-feed.ts';
+import { createRevocationFeed, REVOCATION_FEED_LOG_LIMIT, REVOCATION_FEED_MAX_WAITERS } from '../src/tokens/revocation-feed.ts';
 import { basicAuthorization, confidentialClient, sessionIdOf } from './client-helpers.ts';
 import { createTestDatabase, expectErrorEnvelope, json, openTestApp, signedInUser, startTestApp, testDialects, testRedis, type TestApp, type TestDatabase } from './helpers.ts';
 
@@ -162,27 +162,34 @@ describe.each(testDialects())('GET /revocations [%s]', (dialect) => {
     expect((await feed(test.app, client)).statusCode).toBe(200);
   }, 60_000);
 
-  it(`lets ${REVOCATION_FEED_MAX_WAITERS} requests wait, answers 503 past that, frees the slot of a client that left, and closes without waiting for them`, async () => {
+  it('lets 100 requests of one client wait; past that its polls are answered at once while other clients still wait; a client that leaves frees its slot; closing answers them all', async () => {
+    const other = await confidentialClient(test, 'billing-service');
     const { cursor } = feedData(await feed(test.app, client));
     // app.inject's signal closes the response as a socket that went away would (reply.raw 'close' before the answer).
-    const waitWithSignal = (waitSeconds: number) => {
+    const waitWithSignal = (authorization: string, waitSeconds: number) => {
       const leave = new AbortController();
-      const answer = test.app.inject({ method: 'GET', url: `/revocations?since=${cursor}&wait=${waitSeconds}`, headers: { authorization: client }, signal: leave.signal });
+      const answer = test.app.inject({ method: 'GET', url: `/revocations?since=${cursor}&wait=${waitSeconds}`, headers: { authorization }, signal: leave.signal });
       return { leave, answer };
     };
-    const requests = Array.from({ length: REVOCATION_FEED_MAX_WAITERS + 1 }, () => waitWithSignal(30));
-    // One request more than the slots: exactly one is refused at once, whichever came last; the others wait.
+    const perClient = REVOCATION_FEED_MAX_WAITERS / 10;
+    const requests = Array.from({ length: perClient + 1 }, () => waitWithSignal(client, 30));
+    // One request more than this client's share: exactly one is answered at once (nothing new, 200), the others wait.
     const first = await Promise.race(requests.map(({ answer }, index) => answer.then((response) => ({ response, index }))));
-    expectErrorEnvelope(first.response, 503, 'service unavailable');
-    expect(first.response.headers['retry-after']).toBe('5');
+    expect(first.response.statusCode, first.response.body).toBe(200);
+    expect(feedData(first.response)).toMatchObject({ reset: false, revoked: [], cursor });
     const waiting = requests.filter((_request, index) => index !== first.index);
 
-    // A client that leaves frees its slot: a new request waits its second and answers 200, not 503.
+    // Another client still waits its full second: one client cannot take every slot.
+    const otherStartedAt = performance.now();
+    expect((await waitWithSignal(other, 1).answer).statusCode).toBe(200);
+    expect(performance.now() - otherStartedAt).toBeGreaterThanOrEqual(900);
+
+    // A client that leaves frees its slot: a new request of the same client waits its second again.
     const [leaver, ...staying] = waiting as [(typeof waiting)[0], ...typeof waiting];
     leaver.leave.abort();
     await expect(leaver.answer).rejects.toThrow();
     const probeStartedAt = performance.now();
-    const probe = await waitWithSignal(1).answer;
+    const probe = await waitWithSignal(client, 1).answer;
     expect(probe.statusCode, probe.body).toBe(200);
     expect(performance.now() - probeStartedAt).toBeGreaterThanOrEqual(900);
 
@@ -193,6 +200,28 @@ describe.each(testDialects())('GET /revocations [%s]', (dialect) => {
     expect(performance.now() - closingAt).toBeLessThan(2000);
     expect(answers.every((answer) => answer.statusCode === 200 && json(answer).data.revoked.length === 0)).toBe(true);
   }, 60_000);
+
+  it('bounds waiting requests in all and per client, answering at once past either bound, and wakes waiters on a revocation', async () => {
+    const bounded = createRevocationFeed({ denylist: test.deps.denylist, clock: test.clock }, { maxWaiters: 3, maxWaitersPerClient: 2 });
+    try {
+      const { cursor } = await bounded.read(undefined);
+      const started = performance.now();
+      const a1 = bounded.read(cursor, { waitMs: 30_000, waiter: 'a' });
+      const a2 = bounded.read(cursor, { waitMs: 30_000, waiter: 'a' });
+      expect(await bounded.read(cursor, { waitMs: 30_000, waiter: 'a' })).toMatchObject({ reset: false, revoked: [] }); // a's share is spent
+      const b1 = bounded.read(cursor, { waitMs: 30_000, waiter: 'b' });
+      expect(await bounded.read(cursor, { waitMs: 30_000, waiter: 'c' })).toMatchObject({ reset: false, revoked: [] }); // every slot is taken
+      expect(bounded.waiting).toBe(3);
+      expect(bounded.waitingOf('a')).toBe(2);
+      expect(performance.now() - started).toBeLessThan(1000);
+      test.deps.denylist.addSessions(['woken-session'], test.clock.nowSeconds());
+      for (const answer of await Promise.all([a1, a2, b1])) expect(answer.revoked.map((entry) => entry.sid)).toEqual(['woken-session']);
+      expect(bounded.waiting).toBe(0);
+      expect(bounded.waitingOf('a')).toBe(0);
+    } finally {
+      bounded.close();
+    }
+  });
 });
 
 const redisUnderTest = testRedis();

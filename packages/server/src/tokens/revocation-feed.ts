@@ -31,11 +31,15 @@ export interface RevocationFeed {
    * What is new since the cursor (a snapshot without one, or for a cursor this log cannot serve).
    * With nothing new and waitMs > 0, waits until something arrives, the wait ends, the signal
    * aborts (the client left) or the feed closes. Throws invalid_input for a malformed cursor or one
-   * from this log's future, unavailable (503) when maxWaiters requests already wait.
+   * from this log's future. When maxWaiters requests already wait, or maxWaitersPerClient of this
+   * `waiter` (the confidential client), it answers at once instead of waiting: the caller polls
+   * again, so it stays live, and no one client can take every slot and blind the others.
    */
-  read(since: string | undefined, options?: { waitMs?: number; signal?: AbortSignal }): Promise<RevocationFeedAnswer>;
+  read(since: string | undefined, options?: { waitMs?: number; signal?: AbortSignal; waiter?: string }): Promise<RevocationFeedAnswer>;
   /** Requests waiting now. */
   readonly waiting: number;
+  /** Requests of this client waiting now. */
+  waitingOf(client: string): number;
   /** Answers every waiting request with what it has and stops listening; later reads never wait. */
   close(): void;
 }
@@ -43,14 +47,14 @@ export interface RevocationFeed {
 export interface RevocationFeedOptions {
   /** Revocations kept for deltas; a cursor older than that gets a snapshot (default 10 000). */
   logLimit?: number;
-  /** Requests allowed to wait at once (default 1000); past it, 503 with Retry-After. */
+  /** Requests allowed to wait at once (default 1000); past it, requests are answered at once. */
   maxWaiters?: number;
+  /** Requests of one client allowed to wait at once (default a tenth of maxWaiters). */
+  maxWaitersPerClient?: number;
 }
 
 export const REVOCATION_FEED_LOG_LIMIT = 10_000;
 export const REVOCATION_FEED_MAX_WAITERS = 1000;
-/** Retry-After when every waiting slot is taken: long polls end within 30 s, most far sooner. */
-const WAITERS_FULL_RETRY_AFTER_SECONDS = 5;
 const CURSOR = /^([A-Za-z0-9_-]{1,32})\.(0|[1-9]\d{0,14})$/;
 
 interface Waiter {
@@ -64,6 +68,9 @@ function cursorRefused(reason: string): AppError {
 export function createRevocationFeed(deps: { denylist: Denylist; clock: Clock }, options: RevocationFeedOptions = {}): RevocationFeed {
   const logLimit = options.logLimit ?? REVOCATION_FEED_LOG_LIMIT;
   const maxWaiters = options.maxWaiters ?? REVOCATION_FEED_MAX_WAITERS;
+  const maxWaitersPerClient = options.maxWaitersPerClient ?? Math.max(1, Math.floor(maxWaiters / 10));
+  /** Waiting requests per client, so one client cannot hold every slot. */
+  const waitingByClient = new Map<string, number>();
   const epoch = randomBytes(9).toString('base64url');
   /** The log, oldest first: entry i has sequence number firstSequence + i. */
   const log: RevokedSession[] = [];
@@ -112,17 +119,22 @@ export function createRevocationFeed(deps: { denylist: Denylist; clock: Clock },
     return { cursor: cursorNow(), reset: false, revoked };
   }
 
-  function waitForNews(waitMs: number, signal: AbortSignal | undefined): Promise<void> {
-    if (waiters.size >= maxWaiters) {
-      throw new AppError('unavailable', 'too many revocation feed requests waiting', { retryAfterSeconds: WAITERS_FULL_RETRY_AFTER_SECONDS });
-    }
+  function mayWait(client: string): boolean {
+    return waiters.size < maxWaiters && (waitingByClient.get(client) ?? 0) < maxWaitersPerClient;
+  }
+
+  function waitForNews(waitMs: number, signal: AbortSignal | undefined, client: string): Promise<void> {
+    waitingByClient.set(client, (waitingByClient.get(client) ?? 0) + 1);
     return new Promise((resolve) => {
       const waiter: Waiter = { wake: done };
       const timer = setTimeout(done, waitMs);
       function done() {
+        if (!waiters.delete(waiter)) return;
         clearTimeout(timer);
         signal?.removeEventListener('abort', done);
-        waiters.delete(waiter);
+        const left = (waitingByClient.get(client) ?? 1) - 1;
+        if (left > 0) waitingByClient.set(client, left);
+        else waitingByClient.delete(client);
         resolve();
       }
       waiters.add(waiter);
@@ -131,7 +143,7 @@ export function createRevocationFeed(deps: { denylist: Denylist; clock: Clock },
   }
 
   return {
-    async read(cursor, { waitMs = 0, signal } = {}) {
+    async read(cursor, { waitMs = 0, signal, waiter = '' } = {}) {
       if (cursor === undefined) return snapshot();
       const match = CURSOR.exec(cursor);
       if (!match) throw cursorRefused('is not a cursor this service gave out');
@@ -139,12 +151,15 @@ export function createRevocationFeed(deps: { denylist: Denylist; clock: Clock },
       const sequence = Number(match[2]);
       if (sequence > nextSequence()) throw cursorRefused('is not a cursor this service gave out');
       if (sequence < firstSequence) return snapshot();
-      if (sequence === nextSequence() && waitMs > 0 && !closed && !signal?.aborted) await waitForNews(waitMs, signal);
+      if (sequence === nextSequence() && waitMs > 0 && !closed && !signal?.aborted && mayWait(waiter)) await waitForNews(waitMs, signal, waiter);
       // A burst larger than the log while this request waited leaves it behind the log too.
       return sequence < firstSequence ? snapshot() : since(sequence);
     },
     get waiting() {
       return waiters.size;
+    },
+    waitingOf(client) {
+      return waitingByClient.get(client) ?? 0;
     },
     close() {
       closed = true;

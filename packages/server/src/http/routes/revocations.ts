@@ -78,7 +78,7 @@ export async function revocationRoutes(rawApp: FastifyInstance, deps: Deps): Pro
       const client = await authenticateClient(deps, request.headers.authorization);
       await feedLimiter.consume(client.id);
       const signal = clientGoneSignal(reply);
-      const answer = await feed.read(request.query.since, { waitMs: (request.query.wait ?? 0) * 1000, signal });
+      const answer = await feed.read(request.query.since, { waitMs: (request.query.wait ?? 0) * 1000, signal, waiter: client.id });
       reply.header('cache-control', 'no-store');
       return envelope(200, 'revocations', answer);
     },
