@@ -18,6 +18,10 @@ const USAGE = `usage: gatehouse <command>
   clients list [--json]
   clients rotate-secret <id> [--grace 1h] [--json]
                    a new secret; the old one keeps working for the grace (none by default: a leaked secret)
+  clients disable <id> [--json]
+                   refuse the client from now on and end its sessions (the default client cannot be disabled)
+  clients enable <id> [--json]
+                   accept it again (its ended sessions stay ended)
   clients delete <id> [--json]
                    delete a client and revoke its sessions (the default client gatehouse stays)
   db copy --from <url> --to <url> [--force]

@@ -109,6 +109,33 @@ describe.each(testDialects())('gatehouse clients [%s]', (dialect) => {
     expect(await clients('delete', 'spa')).toMatchObject({ code: 1, stderr: 'gatehouse: no client "spa"\n' });
   });
 
+  it('disables a client: its sessions end for good and its secret is refused; enabled again, it works for new sessions only', async () => {
+    const created = JSON.parse((await clients('create', '--id', 'worker', '--name', 'Worker', '--type', 'confidential', '--json')).stdout);
+    const worker = basicAuthorization('worker', created.client_secret);
+    await clients('create', '--id', 'kiosk', '--name', 'Kiosk', '--type', 'public');
+    await signupUser(test.app, { email: 'erin@example.com' });
+    const login = json(await test.app.inject({ method: 'POST', url: '/login', payload: { email: 'erin@example.com', password: STRONG_PASSWORD, client_id: 'kiosk' } }));
+
+    const disabled = await clients('disable', 'kiosk', '--json');
+    expect(disabled.code).toBe(0);
+    expect(JSON.parse(disabled.stdout)).toEqual({ client_id: 'kiosk', disabled: true, revoked_sessions: 1 });
+    expect((await clients('disable', 'worker')).stdout).toBe('disabled client worker; 0 session(s) revoked\n');
+    await test.deps.denylist.sync();
+    expect((await test.app.inject({ method: 'GET', url: '/me', headers: { 'x-access-token': login.token } })).statusCode).toBe(401);
+    expect((await test.app.inject({ method: 'POST', url: '/login', payload: { email: 'erin@example.com', password: STRONG_PASSWORD, client_id: 'kiosk' } })).statusCode).toBe(400);
+    expectOAuthError(await clientCredentials(worker), 401, 'invalid_client');
+
+    expect(await clients('enable', 'kiosk')).toMatchObject({ code: 0, stdout: 'enabled client kiosk\n' });
+    await clients('enable', 'worker');
+    expectTokenAnswer(await clientCredentials(worker));
+    expect((await test.app.inject({ method: 'POST', url: '/token/refresh', payload: { refresh_token: login.refresh_token } })).statusCode).toBe(401);
+    expect((await test.app.inject({ method: 'POST', url: '/login', payload: { email: 'erin@example.com', password: STRONG_PASSWORD, client_id: 'kiosk' } })).statusCode).toBe(201);
+
+    expect(await clients('disable', 'gatehouse')).toMatchObject({ code: 1, stderr: 'gatehouse: the default client "gatehouse" cannot be disabled\n' });
+    expect(await clients('enable', 'nobody')).toMatchObject({ code: 1, stderr: 'gatehouse: no client "nobody"\n' });
+    expect((await clients('disable')).code).toBe(2);
+  });
+
   it('refuses bad values with the reason (exit 1) and malformed commands with the usage (exit 2)', async () => {
     const invalid = await clients('create', '--id', '12345', '--name', 'x', '--type', 'secret');
     expect(invalid.code).toBe(1);

@@ -14,7 +14,9 @@ export type RevocationReason =
   /** POST /revoke (RFC 7009). */
   | 'token_revocation'
   /** `gatehouse clients delete`: the client's sessions end with it. */
-  | 'client_deleted';
+  | 'client_deleted'
+  /** `gatehouse clients disable`: its sessions end for good. */
+  | 'client_disabled';
 
 export interface RevocationDeps {
   db: Kysely<Database>;

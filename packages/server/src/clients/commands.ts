@@ -1,11 +1,11 @@
-/** `gatehouse clients …`: create, list, rotate-secret, delete. Each reads the same environment as the service. */
+/** `gatehouse clients …`: create, list, rotate-secret, disable, enable, delete. Each reads the same environment as the service. */
 import { parseArgs } from 'node:util';
 import { systemClock, type Clock } from '../clock.ts';
 import { loadConfig } from '../config.ts';
 import { isAppError } from '../errors.ts';
 import { createDb } from '../storage/db.ts';
 import { revokeSessions } from '../storage/sessions.ts';
-import { createClient, deleteClient, listClients, rotateClientSecret, type Client, type ClientType } from './clients.ts';
+import { createClient, DEFAULT_CLIENT_ID, deleteClient, listClients, rotateClientSecret, setClientDisabled, type Client, type ClientType } from './clients.ts';
 
 export interface CommandIo {
   stdout: { write(text: string): unknown };
@@ -34,8 +34,12 @@ const ALLOWED: Record<string, Array<keyof typeof OPTIONS>> = {
   create: ['id', 'name', 'type', 'audience', 'scope', 'json'],
   list: ['json'],
   'rotate-secret': ['id', 'grace', 'json'],
+  disable: ['id', 'json'],
+  enable: ['id', 'json'],
   delete: ['id', 'json'],
 };
+/** Subcommands that take the client id as --id or as the one positional argument. */
+const TAKES_ID = new Set(['rotate-secret', 'disable', 'enable', 'delete']);
 
 class UsageError extends Error {}
 
@@ -50,8 +54,7 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
   const [subcommand = '', ...rest] = parsed?.positionals ?? [];
   const allowed = ALLOWED[subcommand];
   const given = Object.keys(parsed?.values ?? {}) as Array<keyof typeof OPTIONS>;
-  // rotate-secret and delete take the id as --id or as the one positional argument.
-  const positionalId = subcommand === 'rotate-secret' || subcommand === 'delete' ? rest : [];
+  const positionalId = TAKES_ID.has(subcommand) ? rest : [];
   if (!parsed || !allowed || given.some((name) => !allowed.includes(name)) || rest.length !== positionalId.length || positionalId.length > 1) {
     io.stderr.write(`${usage}\n`);
     return 2;
@@ -107,6 +110,23 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
         const previous = previousUntil === null ? 'the previous secret is refused from now on' : `the previous secret still works until ${iso(previousUntil)}`;
         io.stdout.write(`new client secret for ${id}: ${secret}\n  ${SECRET_WARNING}\n  ${previous}\n`);
       }
+      return 0;
+    }
+
+    if (subcommand === 'disable' || subcommand === 'enable') {
+      const disabling = subcommand === 'disable';
+      // Disabling the default client would refuse every login that names no client: the seed's session included.
+      if (disabling && id === DEFAULT_CLIENT_ID) throw new RefusedError(`the default client "${DEFAULT_CLIENT_ID}" cannot be disabled`);
+      if (!(await setClientDisabled(deps, id, disabling))) throw new RefusedError(`no client "${id}"`);
+      // A disabled client's sessions end for good (enabling it again does not bring them back), and the
+      // revocation feed tells the services verifying their tokens; its client tokens are refused by
+      // introspection at once and expire within CLIENT_TOKEN_TTL.
+      const revoked = disabling ? await revokeSessions(database.kysely, { clientId: id }, clock.nowSeconds(), 'client_disabled') : [];
+      print(disabling ? `disabled client ${id}; ${revoked.length} session(s) revoked\n` : `enabled client ${id}\n`, {
+        client_id: id,
+        disabled: disabling,
+        ...(disabling ? { revoked_sessions: revoked.length } : {}),
+      });
       return 0;
     }
 
