@@ -13,6 +13,9 @@ const USAGE = `usage: gatehouse <command>
   keys rotate --now  the new key signs at once (a compromised key)
   keys reencrypt   re-encrypt every signing key and server secret under KEY_ENCRYPTION_SECRET
                    (from plaintext, or from KEY_ENCRYPTION_SECRET_PREVIOUS when rotating it)
+  users create --email <email> --name <name> [--admin] [--json]
+                   create an account (the first admin: --admin); the password is asked on the terminal
+                   (twice, not shown) or read from the first line of stdin, never from argv or the environment
   clients create --id <id> --name <name> --type public|confidential [--audience <aud>]... [--scope <scope>]... [--json]
                    register an application (public) or a service (confidential: its secret is printed once)
   clients list [--json]
@@ -30,6 +33,15 @@ const USAGE = `usage: gatehouse <command>
 
 /** Operator commands; each reads the same environment as the service. */
 async function run(argv: string[]): Promise<number> {
+  // --help anywhere (gatehouse --help, gatehouse keys --help…): the usage, on stdout, exit 0.
+  if (argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (argv[0] === 'users') {
+    const { readPasswordFromProcess, runUsersCommand } = await import('./users/commands.ts');
+    return runUsersCommand(argv.slice(1), USAGE, { stdout: process.stdout, stderr: process.stderr, readPassword: readPasswordFromProcess });
+  }
   // Its own options (--from, --to…); it names both databases instead of reading DATABASE_URL.
   if (argv[0] === 'db' && argv[1] === 'copy') return (await import('./storage/copy.ts')).runDbCopy(argv.slice(2));
   if (argv[0] === 'keys') return runKeysCommand(argv.slice(1), USAGE);

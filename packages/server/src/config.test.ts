@@ -46,6 +46,7 @@ describe('loadConfig', () => {
       corsOrigins: [],
       keyEncryptionSecret: undefined,
       logLevel: 'info',
+      adminEmail: undefined,
     });
   });
 

@@ -73,6 +73,8 @@ export interface Config {
   /** The secret being rotated away from: records still under it are read with it until `gatehouse keys reencrypt`. */
   keyEncryptionSecretPrevious: string | undefined;
   logLevel: LogLevel;
+  /** An existing user promoted to admin at start (the first admin, without a SQL prompt). */
+  adminEmail: string | undefined;
 }
 
 export type TrustProxy = false | { hops: number } | { addresses: string[] };
@@ -276,6 +278,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     keyEncryptionSecret,
     keyEncryptionSecretPrevious,
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    adminEmail: read.raw('ADMIN_EMAIL'),
   };
   if (config.limits.loginMaxFailuresPerAccount < config.limits.loginMaxFailures) {
     read.problems.push('LOGIN_MAX_FAILURES_PER_ACCOUNT must be at least LOGIN_MAX_FAILURES');

@@ -13,6 +13,7 @@ import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
 import { createDenylist, type Denylist } from './tokens/denylist.ts';
 import { createSharedState, type SharedState, type SharedStateLog } from './shared/index.ts';
+import { promoteAdmin } from './users/admin.ts';
 import { createUserStatusCache, type UserStatusCache } from './users/status-cache.ts';
 
 /** Everything the domain and HTTP layers use, wired in one place. */
@@ -37,6 +38,8 @@ export interface Deps {
   userStatus: UserStatusCache;
   /** Whether a client still exists and is enabled, at most a second old: client tokens live only as long as their client. */
   clientStatus: ClientStatusCache;
+  /** What ADMIN_EMAIL did at start, for main.ts to log; undefined without it. */
+  adminPromotion: { email: string; outcome: 'promoted' | 'already_admin' | 'no_such_user' } | undefined;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
   close(): Promise<void>;
@@ -82,6 +85,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       { db, clock, keyEncryptionSecret: config.keyEncryptionSecret, keyEncryptionSecretPrevious: config.keyEncryptionSecretPrevious },
       'refresh-token-derivation',
     );
+    const adminPromotion = config.adminEmail ? { email: config.adminEmail, outcome: await promoteAdmin({ db, clock }, config.adminEmail) } : undefined;
     const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });
     await denylist.sync();
     const shared = await createSharedState(config, overrides.sharedStateLog ?? stderrLog);
@@ -116,6 +120,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       userStatus: createUserStatusCache({ db, clock }),
       clientStatus: createClientStatusCache({ db, clock }),
       refreshDerivationSecret,
+      adminPromotion,
       async close() {
         // An injected hasher belongs to the caller (tests share one across apps).
         if (!overrides.hasher) await hasher.close();

@@ -47,6 +47,8 @@ async function serve(config: Readonly<Config>): Promise<void> {
   // In a cluster the primary migrated the database and has said where it is, once for all workers.
   if (!cluster.isWorker) {
     app.log.info({ database: { dialect, location, created } }, `database: ${dialect} at ${location}`);
+    if (deps.adminPromotion?.outcome === 'promoted') app.log.info('ADMIN_EMAIL: that user now has the admin role');
+    if (deps.adminPromotion?.outcome === 'no_such_user') app.log.warn('ADMIN_EMAIL names no user yet: sign up with that email, then restart (or use gatehouse users create --admin)');
     // Warn level, so a mistyped path that silently starts an empty service shows at LOG_LEVEL=warn too.
     if (created) app.log.warn({ database: { dialect, location } }, `created a new, empty database at ${location}`);
   }

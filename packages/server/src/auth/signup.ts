@@ -20,9 +20,14 @@ export interface SignupInput {
   password: string;
 }
 
+/** What only an operator may choose (the CLI): roles beyond the default. */
+export interface SignupOptions extends JobOptions {
+  roles?: string[];
+}
+
 export const DEFAULT_ROLES = ['user'];
 
-export async function signup(deps: SignupDeps, input: SignupInput, options: JobOptions = {}): Promise<PublicUser> {
+export async function signup(deps: SignupDeps, input: SignupInput, options: SignupOptions = {}): Promise<PublicUser> {
   const name = input.name.normalize('NFC').trim();
   const email = input.email.normalize('NFC').trim();
   if (name.length === 0) throw invalidInput([{ field: 'name', message: 'name must not be blank' }]);
@@ -32,14 +37,15 @@ export async function signup(deps: SignupDeps, input: SignupInput, options: JobO
   const problem = await deps.passwordPolicy.check(password, { email, name });
   if (problem) throw invalidInput([{ field: 'password', message: problem.message }]);
 
-  const passwordHash = await deps.hasher.hash(password, options);
+  const { roles = DEFAULT_ROLES, ...jobOptions } = options;
+  const passwordHash = await deps.hasher.hash(password, jobOptions);
   try {
     const row = await insertUser(deps.db, {
       email,
       emailNormalized: normalizeEmail(email),
       name,
       passwordHash,
-      roles: DEFAULT_ROLES,
+      roles,
       now: deps.clock.nowSeconds(),
     });
     return toPublicUser(row);
