@@ -1,7 +1,7 @@
-import { createServer } from 'node:net';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, signedInUser, startTestApp, testDialects, type DialectName, type TestApp } from './helpers.ts';
+import { json, signedInUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { startListeningApp } from './oauth-helpers.ts';
 
 const ISSUER = 'http://localhost:2000';
 const HS_SECRET = 'an-hs256-secret-of-more-than-32-bytes!';
@@ -18,32 +18,7 @@ const OAUTH_METADATA = {
   service_documentation: `${ISSUER}/docs`,
 };
 
-/** A port free a moment ago; the issuer must name the listening URL before the app is built. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
-/** An app listening on 127.0.0.1 whose JWT_ISSUER is its own URL; retries if the port was taken meanwhile. */
-async function startListeningApp(dialect: DialectName): Promise<{ test: TestApp; origin: string }> {
-  for (let attempt = 1; ; attempt++) {
-    const origin = `http://127.0.0.1:${await freePort()}`;
-    const test = await startTestApp(dialect, { JWT_ISSUER: origin });
-    try {
-      await test.app.listen({ host: '127.0.0.1', port: Number(new URL(origin).port) });
-      return { test, origin };
-    } catch (error) {
-      await test.close();
-      if (attempt >= 3 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    }
-  }
-}
 
 describe.each(testDialects())('discovery metadata [%s]', (dialect) => {
   let test: TestApp;
