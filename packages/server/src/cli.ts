@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
+import type { CommandIo } from './clients/commands.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { runKeysCommand } from './keys/commands.ts';
 import { createDb } from './storage/db.ts';
 
-const USAGE = `usage: gatehouse <command>
+const USAGE = `usage: gatehouse <command> [--json] [--help]
   serve [--workers N|auto]
                    start the service (same as npm start); --workers overrides WORKERS
   migrate          apply pending database migrations
@@ -16,6 +17,28 @@ const USAGE = `usage: gatehouse <command>
   users create --email <email> --name <name> [--admin] [--json]
                    create an account (the first admin: --admin); the password is asked on the terminal
                    (twice, not shown) or read from the first line of stdin, never from argv or the environment
+  users list [--email <prefix>] [--role <role>] [--disabled|--enabled] [--limit N] [--json]
+  users show <id|email> [--json]
+                   the account, its roles and its sessions
+  users disable <id|email> [--json]
+                   refuse the account from now on and end its sessions for good
+  users enable <id|email> [--json]
+  users delete <id|email> [--json]
+                   delete the account (its sessions end first); the last admin cannot be deleted
+  users set-roles <id|email> <role,role…> [--json]
+                   replace the account's roles (from ROLES); removing one ends its sessions
+  users import <file> [--format jsonl|csv] [--dry-run] [--json]
+                   add accounts from JSON lines or CSV (email, name, password_hash, roles), hashes kept as
+                   they are (werkzeug, bcrypt, Argon2) and upgraded at each user's next login; existing
+                   emails are skipped; every bad line is reported with its number
+  users export [--json]
+                   every account as JSON lines on stdout (password hashes included only with --with-hashes)
+  sessions revoke --user <id|email> [--json]
+                   end every session of an account (its refresh tokens stop working, its access tokens are refused)
+  audit tail [--follow] [--action <a>] [--user <id>] [--limit N] [--json]
+                   the latest audit events (--follow: keep printing new ones)
+  audit export [--since <date>] [--until <date>] [--action <a>] [--user <id>]
+                   audit events as JSON lines on stdout
   clients create --id <id> --name <name> --type public|confidential [--audience <aud>]... [--scope <scope>]... [--json]
                    register an application (public) or a service (confidential: its secret is printed once)
   clients list [--json]
@@ -29,7 +52,15 @@ const USAGE = `usage: gatehouse <command>
                    delete a client and revoke its sessions (the default client gatehouse stays)
   db copy --from <url> --to <url> [--force]
                    copy every row (e.g. sqlite:./data/gatehouse.db → postgres://…), verified by row counts
-                   and checksums; refuses a non-empty target unless --force (which replaces its rows)`;
+                   and checksums; refuses a non-empty target unless --force (which replaces its rows)
+
+exit codes: 0 done; 1 refused or failed (the reason on stderr); 2 malformed command (the usage on stderr);
+            3 users import: some lines were refused (the good ones went in)`;
+
+/** The process's streams, for commands that take an io (tests pass their own). */
+function processIo(): CommandIo {
+  return { stdout: process.stdout, stderr: process.stderr };
+}
 
 /** Operator commands; each reads the same environment as the service. */
 async function run(argv: string[]): Promise<number> {
@@ -45,6 +76,8 @@ async function run(argv: string[]): Promise<number> {
   // Its own options (--from, --to…); it names both databases instead of reading DATABASE_URL.
   if (argv[0] === 'db' && argv[1] === 'copy') return (await import('./storage/copy.ts')).runDbCopy(argv.slice(2));
   if (argv[0] === 'keys') return runKeysCommand(argv.slice(1), USAGE);
+  if (argv[0] === 'sessions') return (await import('./users/admin-commands.ts')).runSessionsCommand(argv.slice(1), USAGE, processIo());
+  if (argv[0] === 'audit') return (await import('./audit/commands.ts')).runAuditCommand(argv.slice(1), USAGE, processIo());
   if (argv[0] === 'clients') return (await import('./clients/commands.ts')).runClientsCommand(argv.slice(1), USAGE);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { workers: { type: 'string' } } });
   const command = positionals.join(' ');

@@ -75,6 +75,18 @@ export interface Config {
   logLevel: LogLevel;
   /** An existing user promoted to admin at start (the first admin, without a SQL prompt). */
   adminEmail: string | undefined;
+  /** ROLES: the roles a user may be given (always includes `user` and `admin`). */
+  roles: string[];
+  /** AUDIT_RETENTION_DAYS: audit events older than this are purged; 0 keeps them for ever. */
+  auditRetentionDays: number;
+  metrics: {
+    /** METRICS_TOKEN: GET /metrics on the service port answers only with `Authorization: Bearer <token>`. */
+    token: string | undefined;
+    /** METRICS_PORT: /metrics on a separate listener (e.g. bound to a private interface), no token needed there. */
+    port: number | undefined;
+    /** METRICS_HOST: the address that listener binds; 127.0.0.1 by default. */
+    host: string;
+  };
 }
 
 export type TrustProxy = false | { hops: number } | { addresses: string[] };
@@ -279,6 +291,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     keyEncryptionSecretPrevious,
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     adminEmail: read.raw('ADMIN_EMAIL'),
+    roles: readRoles(read),
+    auditRetentionDays: read.integer('AUDIT_RETENTION_DAYS', 365, 0, 36500),
+    metrics: {
+      token: readMetricsToken(read),
+      port: read.raw('METRICS_PORT') === undefined ? undefined : read.integer('METRICS_PORT', 9464, 1, 65535),
+      host: read.string('METRICS_HOST', '127.0.0.1'),
+    },
   };
   if (config.limits.loginMaxFailuresPerAccount < config.limits.loginMaxFailures) {
     read.problems.push('LOGIN_MAX_FAILURES_PER_ACCOUNT must be at least LOGIN_MAX_FAILURES');
@@ -300,6 +319,25 @@ export function defaultIssuer(host: string, port: number): string {
   const local = ['127.0.0.1', '::1', '0.0.0.0', '::', 'localhost', ''].includes(host);
   const name = local ? 'localhost' : isIP(host) === 6 ? `[${host}]` : host;
   return port === 80 ? `http://${name}` : `http://${name}:${port}`;
+}
+
+/** A role name: what a token's roles claim and `ROLES` may hold. */
+export const ROLE_PATTERN = /^[a-z][a-z0-9_.:-]{0,63}$/;
+
+/** ROLES: comma-separated role names; `user` and `admin` are always there (the default role and the operator's). */
+function readRoles(read: EnvReader): string[] {
+  const listed = (read.raw('ROLES') ?? 'user,admin').split(',').map((role) => role.trim()).filter(Boolean);
+  for (const role of listed) {
+    if (!ROLE_PATTERN.test(role)) read.problems.push(`ROLES entry "${role}" must be lowercase letters, digits and _ . : - (starting with a letter, at most 64)`);
+  }
+  return [...new Set(['user', 'admin', ...listed])];
+}
+
+/** METRICS_TOKEN: long enough that guessing it is hopeless (it guards process and traffic details, not accounts). */
+function readMetricsToken(read: EnvReader): string | undefined {
+  const token = read.raw('METRICS_TOKEN');
+  if (token !== undefined && token.length < 16) read.problems.push('METRICS_TOKEN must be at least 16 characters');
+  return token;
 }
 
 /** WORKERS: a number, or `auto` for one per core. */

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
 import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
+import { createAuditLog } from './audit/audit-log.ts';
+import type { AuditLog } from './audit/events.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { createClientStatusCache, type ClientStatusCache } from './clients/status-cache.ts';
 import type { Config } from './config.ts';
@@ -38,6 +40,8 @@ export interface Deps {
   userStatus: UserStatusCache;
   /** Whether a client still exists and is enabled, at most a second old: client tokens live only as long as their client. */
   clientStatus: ClientStatusCache;
+  /** The audit log: record() queues, a timer writes batches (audit/audit-log.ts); metrics listen to it. */
+  audit: AuditLog & { stats(): { queued: number; dropped: number; written: number } };
   /** What ADMIN_EMAIL did at start, for main.ts to log; undefined without it. */
   adminPromotion: { email: string; outcome: 'promoted' | 'already_admin' | 'no_such_user' } | undefined;
   /** Server secret from which each refresh token's child is derived (retry grace). */
@@ -92,6 +96,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     // Revocations made by other workers and instances reach this process's denylist at once.
     shared.revocations.subscribe((event) => denylist.addSessions(event.sessionIds, event.revokedAt));
     const { counters, lockouts } = shared;
+    const audit = createAuditLog({ db, clock, log: overrides.sharedStateLog ?? stderrLog });
     const { loginMaxFailures, loginMaxFailuresPerAccount } = config.limits;
     return {
       config,
@@ -121,7 +126,9 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       clientStatus: createClientStatusCache({ db, clock }),
       refreshDerivationSecret,
       adminPromotion,
+      audit,
       async close() {
+        await audit.close();
         // An injected hasher belongs to the caller (tests share one across apps).
         if (!overrides.hasher) await hasher.close();
         await shared.close();

@@ -14,6 +14,13 @@ export type ErrorCode =
   | 'refresh_invalid'
   | 'client_invalid'
   | 'forbidden'
+  /** A signed-in user without the admin role on an admin route. */
+  | 'admin_required'
+  | 'user_not_found'
+  | 'session_not_found'
+  | 'client_not_found'
+  /** The last admin removing their own admin role, disabling or deleting themselves. */
+  | 'last_admin'
   | 'rate_limited'
   | 'unavailable';
 

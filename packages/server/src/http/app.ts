@@ -6,6 +6,11 @@ import type { TrustProxy } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
+import { registerMetrics } from '../metrics/metrics.ts';
+import { adminConsoleRoutes } from './routes/admin-console.ts';
+import { adminKeysClientsRoutes } from './routes/admin-keys-clients.ts';
+import { adminUserRoutes } from './routes/admin-users.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { authRoutes } from './routes/auth.ts';
 import { metaRoutes } from './routes/meta.ts';
 import { oauthRoutes } from './routes/oauth.ts';
@@ -99,6 +104,8 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     });
   }
 
+  // Before the routes: the request hooks must see every route (latency by route and status).
+  await registerMetrics(app, deps);
   await app.register(swagger, swaggerOptions(deps.config));
   registerSharedResponses(app);
 
@@ -110,6 +117,10 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     await wellKnownRoutes(routes, deps);
     await revocationRoutes(routes, deps);
     await oauthRoutes(routes, deps);
+    await adminUserRoutes(routes, deps);
+    await auditRoutes(routes, deps);
+    await adminKeysClientsRoutes(routes, deps);
+    await adminConsoleRoutes(routes, deps);
   });
 
   registerDocumentRoute(app);

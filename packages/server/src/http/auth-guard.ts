@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { checkAccessToken, type AccessCheckDeps } from '../auth/access-check.ts';
 import { AppError } from '../errors.ts';
 import type { UserAccessClaims } from '../tokens/access-tokens.ts';
+import { ADMIN_ROLE } from '../users/admin.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,5 +36,18 @@ export function readAccessToken(request: FastifyRequest): string {
 export function createAuthGuard(deps: AccessCheckDeps) {
   return async function authGuard(request: FastifyRequest): Promise<void> {
     request.auth = await checkAccessToken(deps, readAccessToken(request), 'own');
+  };
+}
+
+/**
+ * onRequest for admin routes: a live user token (as authGuard) whose roles include `admin`, else 403
+ * `forbidden - admin role required`. The roles claim is trusted for the token's life because every
+ * change that takes the role away (PATCH roles, disable, delete) revokes the user's sessions at once.
+ */
+export function createAdminGuard(deps: AccessCheckDeps) {
+  const authGuard = createAuthGuard(deps);
+  return async function adminGuard(request: FastifyRequest): Promise<void> {
+    await authGuard(request);
+    if (!request.auth!.roles.includes(ADMIN_ROLE)) throw new AppError('admin_required', 'admin role required');
   };
 }

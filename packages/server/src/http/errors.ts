@@ -22,6 +22,11 @@ const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
   // One answer for an unknown client, a wrong secret, a public or disabled client and a malformed header.
   client_invalid: { status: 401, message: 'client authentication failed' },
   forbidden: { status: 403, message: 'forbidden' },
+  admin_required: { status: 403, message: 'forbidden - admin role required' },
+  user_not_found: { status: 404, message: 'user not found' },
+  session_not_found: { status: 404, message: 'session not found' },
+  client_not_found: { status: 404, message: 'client not found' },
+  last_admin: { status: 409, message: 'conflict - the last admin cannot remove their admin role, be disabled or be deleted' },
   rate_limited: { status: 429, message: 'too many requests - try again later' },
   unavailable: { status: 503, message: 'service unavailable' },
 };

@@ -11,6 +11,7 @@ const TABLES = [
   { name: 'signing_keys', primaryKey: 'kid', textKey: true },
   { name: 'server_secrets', primaryKey: 'name', textKey: true },
   { name: 'clients', primaryKey: 'id', textKey: true },
+  { name: 'audit_events', primaryKey: 'id', textKey: false },
 ] as const;
 /** Rows every migrated database starts with: they do not make a target "not empty", and the source's replace them. */
 const SEEDED_ROWS: Partial<Record<Table['name'], { column: string; values: string[] }>> = { clients: { column: 'id', values: ['gatehouse'] } };
@@ -86,6 +87,7 @@ export async function copyDatabase(source: Db, target: Db, options: CopyOptions 
       // Rows came with their ids: the next signup must get a new one.
       if (target.dialect === 'postgres') {
         await sql`select setval(pg_get_serial_sequence('users', 'id'), coalesce((select max(id) from users), 0) + 1, false)`.execute(targetTx);
+        await sql`select setval(pg_get_serial_sequence('audit_events', 'id'), coalesce((select max(id) from audit_events), 0) + 1, false)`.execute(targetTx);
       }
       const reports: TableCopyReport[] = [];
       for (const table of TABLES) {

@@ -87,6 +87,25 @@ export interface ClientsTable {
   disabled_at: number | null;
 }
 
+/** The audit log (migration 0005): append-only; audit/ writes it in batches. */
+export interface AuditEventsTable {
+  id: Generated<number>;
+  /** Epoch milliseconds. */
+  occurred_at: number;
+  action: string;
+  outcome: 'success' | 'failure';
+  reason: string | null;
+  actor_type: string;
+  actor_id: string | null;
+  subject_type: string | null;
+  subject_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  /** JSON object or null. */
+  details: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -94,4 +113,5 @@ export interface Database {
   signing_keys: SigningKeysTable;
   server_secrets: ServerSecretsTable;
   clients: ClientsTable;
+  audit_events: AuditEventsTable;
 }

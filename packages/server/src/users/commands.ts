@@ -25,6 +25,11 @@ const OPTIONS = {
 
 /** Returns the exit code: 0 done, 1 refused (the reason on stderr), 2 with the usage for a malformed command. */
 export async function runUsersCommand(argv: string[], usage: string, io: UsersCommandIo): Promise<number> {
+  const subcommand = argv.find((arg) => !arg.startsWith('-'));
+  if (subcommand === 'import' || subcommand === 'export') return (await import('./import-command.ts')).runImportExportCommand(argv, usage, io);
+  if (subcommand !== undefined && ['list', 'show', 'disable', 'enable', 'delete', 'set-roles'].includes(subcommand)) {
+    return (await import('./admin-commands.ts')).runUserAdminCommand(argv, usage, io);
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });

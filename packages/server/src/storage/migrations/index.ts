@@ -3,6 +3,7 @@ import * as initial from './0001_initial.ts';
 import * as signingKeyActivation from './0002_signing_key_activation.ts';
 import * as clients from './0003_clients.ts';
 import * as sessionClient from './0004_session_client.ts';
+import * as auditEvents from './0005_audit_events.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_signing_key_activation': signingKeyActivation,
   '0003_clients': clients,
   '0004_session_client': sessionClient,
+  '0005_audit_events': auditEvents,
 };
