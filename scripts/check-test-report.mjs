@@ -1,6 +1,6 @@
 // Fails CI when a dialect's suites were skipped: every test named "[sqlite]" must
 // have a passing "[postgres]" twin, nothing may be skipped or failed, and the suites
-// that need Redis ("[redis]") and several worker processes ("[workers]") must have run.
+// that need Redis ("[redis]"), several worker processes ("[workers]") and Chromium ("[browser]") must have run.
 import { readFileSync } from 'node:fs';
 
 const reportPath = process.argv[2];
@@ -19,11 +19,12 @@ if (skipped > 0) problems.push(`${skipped} tests were skipped or todo`);
 if (sqlite === 0) problems.push('no SQLite suite ran');
 if (postgres === 0) problems.push('no PostgreSQL suite ran (is TEST_DATABASE_URL set?)');
 if (postgres !== sqlite) problems.push(`PostgreSQL ran ${postgres} tests but SQLite ${sqlite}: some PostgreSQL suites were skipped`);
-const tagged = Object.fromEntries(['redis', 'workers'].map((tag) => [tag, count((t) => t.fullName.includes(`[${tag}]`) && t.status === 'passed')]));
+const tagged = Object.fromEntries(['redis', 'workers', 'browser'].map((tag) => [tag, count((t) => t.fullName.includes(`[${tag}]`) && t.status === 'passed')]));
 if (tagged.redis === 0) problems.push('no Redis suite ran (is TEST_REDIS_URL set?)');
 if (tagged.workers === 0) problems.push('no multi-worker suite ran');
+if (tagged.browser === 0) problems.push('no browser suite ran (is /usr/bin/chromium installed?)');
 
-console.log(`test report: ${tests.length} tests, sqlite ${sqlite}, postgres ${postgres}, redis ${tagged.redis}, workers ${tagged.workers}, failed ${failed}, skipped ${skipped}`);
+console.log(`test report: ${tests.length} tests, sqlite ${sqlite}, postgres ${postgres}, redis ${tagged.redis}, workers ${tagged.workers}, browser ${tagged.browser}, failed ${failed}, skipped ${skipped}`);
 if (problems.length > 0) {
   console.error(`test report check failed:\n  - ${problems.join('\n  - ')}`);
   process.exit(1);
