@@ -179,6 +179,11 @@ function checkChanges(deps: Pick<AdminServiceDeps, 'config'>, changes: UserChang
  * role or be disabled (last_admin). An email taken by another user: email_taken.
  */
 export async function updateUser(deps: AdminServiceDeps, caller: AdminCaller, id: number, requested: UserChanges): Promise<AdminUser> {
+  return (await changeUser(deps, caller, id, requested)).user;
+}
+
+/** updateUser, also telling how many sessions the change ended (the CLI reports it). */
+export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id: number, requested: UserChanges): Promise<{ user: AdminUser; revokedSessions: number }> {
   const changes = checkChanges(deps, requested);
   const now = deps.clock.nowSeconds();
   let outcome;
@@ -237,7 +242,7 @@ export async function updateUser(deps: AdminServiceDeps, caller: AdminCaller, id
       details: { ...outcome.diff, revoked_sessions: outcome.revoked.length },
     });
   }
-  return toAdminUser(outcome.after);
+  return { user: toAdminUser(outcome.after), revokedSessions: outcome.revoked.length };
 }
 
 /**
