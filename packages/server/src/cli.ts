@@ -18,8 +18,9 @@ const USAGE = `usage: gatehouse <command> [--json] [--help]
                    create an account (the first admin: --admin); the password is asked on the terminal
                    (twice, not shown) or read from the first line of stdin, never from argv or the environment
   users list [--email <prefix>] [--role <role>] [--disabled|--enabled] [--limit N] [--json]
+                   accounts matching every filter given, by id (--json: one JSON object per line)
   users show <id|email> [--json]
-                   the account, its roles and its sessions
+                   the account, its roles and its sessions (newest first)
   users disable <id|email> [--json]
                    refuse the account from now on and end its sessions for good
   users enable <id|email> [--json]

@@ -195,8 +195,8 @@ export function expectErrorEnvelope(
 }
 
 /**
- * Signs up a user, gives it the admin role in the database (no admin API exists yet),
- * and logs in so the access token carries the role.
+ * Signs up a user, gives it the admin role in the database (as ADMIN_EMAIL or `gatehouse users create
+ * --admin` would, without a restart or a subprocess), and logs in so the access token carries the role.
  */
 export async function signedInAdmin(test: TestApp, email: string) {
   const signup = await signupUser(test.app, { email });

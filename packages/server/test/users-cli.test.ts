@@ -75,7 +75,7 @@ describe.each(testDialects())('gatehouse users create and ADMIN_EMAIL [%s]', (di
   });
 
   it('refuses a malformed command, and any --password option, with the usage (exit 2)', async () => {
-    for (const argv of [['create', '--email', 'x@example.com'], ['create', '--name', 'X'], ['create', '--email', 'x@example.com', '--name', 'X', '--password', 'secret'], ['delete', 'x'], []]) {
+    for (const argv of [['create', '--email', 'x@example.com'], ['create', '--name', 'X'], ['create', '--email', 'x@example.com', '--name', 'X', '--password', 'secret'], ['delete'], []]) {
       expect(await users(argv, STRONG_PASSWORD)).toMatchObject({ code: 2, stderr: `${USAGE}\n` });
     }
   });

@@ -29,7 +29,8 @@ describe.each(testDialects())('GET /users pagination [%s]', (dialect) => {
     expect(Object.keys(body).sort()).toEqual(['next_cursor', 'users']);
     expect(body.next_cursor).toBeNull();
     expect(body.users).toHaveLength(USER_COUNT);
-    for (const user of body.users) expect(Object.keys(user).sort()).toEqual(['email', 'id']);
+    // An admin gets each user's full record (the admin API's AdminUser); others get the seed's {id, email}.
+    for (const user of body.users) expect(Object.keys(user).sort()).toEqual(['created_at', 'disabled', 'disabled_at', 'email', 'id', 'name', 'roles', 'updated_at']);
     expect(body.users.map((user: { id: number }) => user.id)).toEqual(allIds);
   });
 

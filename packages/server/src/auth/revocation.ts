@@ -16,7 +16,15 @@ export type RevocationReason =
   /** `gatehouse clients delete`: the client's sessions end with it. */
   | 'client_deleted'
   /** `gatehouse clients disable`: its sessions end for good. */
-  | 'client_disabled';
+  | 'client_disabled'
+  /** Admin API / CLI: the account was deleted (its sessions are revoked before the rows go). */
+  | 'account_deleted'
+  /** Admin API / CLI: a role was taken away, so tokens carrying it must not live on. */
+  | 'roles_changed'
+  /** Admin API / CLI: the email, which tokens carry, changed. */
+  | 'email_changed'
+  /** Admin API / CLI: an admin ended this session, or every session of the user. */
+  | 'admin_revoked';
 
 export interface RevocationDeps {
   db: Kysely<Database>;
@@ -33,8 +41,20 @@ export async function revokeAndDeny(
 ): Promise<string[]> {
   const now = deps.clock.nowSeconds();
   const revoked = await revokeSessions(deps.db, filter, now, reason);
-  deps.denylist.addSessions(revoked, now);
-  // The other workers and instances hear of it now rather than at their next database sync.
-  if (revoked.length > 0) deps.shared.revocations.publish({ sessionIds: revoked, revokedAt: now });
+  announceRevocations(deps, revoked, now);
   return revoked;
+}
+
+/**
+ * For sessions revoked inside a caller's transaction, once it has committed: refuse their access
+ * tokens here at once (and so in this process's revocation feed), and tell the other processes.
+ */
+export function announceRevocations(
+  deps: { denylist: Pick<Denylist, 'addSessions'>; shared: { revocations: RevocationBus } },
+  sessionIds: readonly string[],
+  revokedAt: number,
+): void {
+  deps.denylist.addSessions(sessionIds, revokedAt);
+  // The other workers and instances hear of it now rather than at their next database sync.
+  if (sessionIds.length > 0) deps.shared.revocations.publish({ sessionIds: [...sessionIds], revokedAt });
 }

@@ -68,6 +68,7 @@ const THEME_CSS = '.swagger-ui .topbar { background-color: #14213d; } .swagger-u
 const TAGS = [
   { name: 'auth', description: 'Accounts and sessions: sign up, log in, refresh, log out' },
   { name: 'users', description: 'The signed-in user, and the user list' },
+  { name: 'admin', description: 'Administration (role admin): users, their sessions, the audit log, signing keys, clients' },
   { name: 'discovery', description: 'What a service that verifies tokens needs: keys and metadata' },
   { name: 'health', description: 'Liveness, readiness, and the seed greeting' },
   { name: 'oauth', description: 'The standard endpoints: token (RFC 6749), revocation (RFC 7009), introspection (RFC 7662), in form bodies and OAuth errors' },

@@ -3,7 +3,7 @@ import { ClientRequestFields } from './client-params.ts';
 import { ErrorResponse } from './envelope.ts';
 
 // Control characters (NUL included) and lone surrogates (not Unicode text) have no place in names or emails.
-const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
+export const PRINTABLE = '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$';
 // A lone surrogate would be hashed as U+FFFD, so two different passwords would match one hash.
 export const WELL_FORMED = '^[^\\ud800-\\udfff]*$';
 /** A passphrase the default policy accepts, for the document's examples. */
@@ -49,17 +49,59 @@ export const TokenFields = {
 
 export const USERS_PAGE_DEFAULT = 50;
 
+/** A role name as ROLES allows it (config.ts ROLE_PATTERN). */
+export const RoleName = Type.String({ pattern: '^[a-z][a-z0-9_.:-]{0,63}$', description: 'A role name from ROLES' });
+
 export const UsersQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: USERS_PAGE_DEFAULT, description: 'Page size' })),
     cursor: Type.Optional(Type.String({ maxLength: 200, description: 'next_cursor of the previous page' })),
+    email: Type.Optional(Type.String({ minLength: 1, maxLength: 254, pattern: PRINTABLE, description: 'Admins only: users whose email starts with this (any case)' })),
+    role: Type.Optional({ ...RoleName, description: 'Admins only: users with this role' }),
+    disabled: Type.Optional(Type.Boolean({ description: 'Admins only: true for disabled users, false for enabled ones' })),
   },
   { additionalProperties: false },
 );
 
+const IsoTime = Type.String({ format: 'date-time' });
+const IsoTimeOrNull = Type.Union([IsoTime, Type.Null()]);
+
+/** A user as an admin sees it (GET/PATCH /users/:id, and each item of GET /users for an admin). */
+export const AdminUserSchema = Type.Object({
+  id: Type.Integer(),
+  email: Type.String(),
+  name: Type.String(),
+  roles: Type.Array(Type.String()),
+  disabled: Type.Boolean(),
+  disabled_at: IsoTimeOrNull,
+  created_at: IsoTime,
+  updated_at: IsoTime,
+});
+
+export const EXAMPLE_ADMIN_USER = {
+  ...EXAMPLE_USER,
+  disabled: false,
+  disabled_at: null,
+  updated_at: '2026-06-01T12:00:00.000Z',
+};
+
 export const UserListSchema = Type.Object(
   {
-    users: Type.Array(Type.Object({ id: Type.Integer(), email: Type.String() })),
+    users: Type.Array(
+      Type.Object(
+        {
+          id: Type.Integer(),
+          email: Type.String(),
+          name: Type.Optional(Type.String()),
+          roles: Type.Optional(Type.Array(Type.String())),
+          disabled: Type.Optional(Type.Boolean()),
+          disabled_at: Type.Optional(IsoTimeOrNull),
+          created_at: Type.Optional(IsoTime),
+          updated_at: Type.Optional(IsoTime),
+        },
+        { description: 'id and email; for an admin, every field of AdminUser' },
+      ),
+    ),
     next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as ?cursor= for the next page; null on the last page' }),
   },
   { description: 'A page of users', examples: [{ users: [{ id: 1, email: 'ada@example.com' }], next_cursor: null }] },

@@ -102,3 +102,19 @@ export async function deleteExpiredRefreshTokens(db: Executor, expiredBefore: nu
   const result = await db.deleteFrom('refresh_tokens').where('expires_at', '<', expiredBefore).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+/** A user's sessions, newest first, at most `limit`; `live`: only those not revoked, not expired, within the absolute age. */
+export async function listUserSessions(
+  db: Executor,
+  userId: number,
+  options: { limit: number; live?: { now: number; createdAfter: number; wanted: boolean } },
+): Promise<SessionRow[]> {
+  let query = db.selectFrom('sessions').selectAll().where('user_id', '=', userId);
+  const live = options.live;
+  if (live?.wanted === true) {
+    query = query.where('revoked_at', 'is', null).where('expires_at', '>', live.now).where('created_at', '>', live.createdAfter);
+  } else if (live?.wanted === false) {
+    query = query.where((eb) => eb.or([eb('revoked_at', 'is not', null), eb('expires_at', '<=', live.now), eb('created_at', '<=', live.createdAfter)]));
+  }
+  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit).execute();
+}

@@ -1,7 +1,9 @@
 import type { Kysely } from 'kysely';
 import { AppError } from '../errors.ts';
 import type { Database } from '../storage/schema.ts';
-import { findUserById, listUsersAfter } from '../storage/users.ts';
+import { findUserById, listUsersAfter, searchUsers } from '../storage/users.ts';
+import { toAdminUser, type AdminUser } from './admin-service.ts';
+import { normalizeEmail } from './user.ts';
 
 export interface UserPage {
   users: Array<{ id: number; email: string }>;
@@ -45,6 +47,37 @@ export async function listUsers(db: Kysely<Database>, options: { limit: number; 
   // One extra row tells whether another page exists without a COUNT.
   const rows = await listUsersAfter(db, afterId, options.limit + 1);
   const users = rows.slice(0, options.limit).map((row) => ({ id: Number(row.id), email: row.email }));
+  const last = users.at(-1);
+  return { users, next_cursor: rows.length > options.limit && last ? encodeCursor(last.id) : null };
+}
+
+/** What an admin may filter GET /users (and `gatehouse users list`) by. */
+export interface UserFilters {
+  /** Prefix of the email, matched case-insensitively. */
+  email?: string | undefined;
+  role?: string | undefined;
+  disabled?: boolean | undefined;
+}
+
+export function hasFilters(filters: UserFilters): boolean {
+  return filters.email !== undefined || filters.role !== undefined || filters.disabled !== undefined;
+}
+
+/** The admin's view of the list: every field but the hash, filtered, by the same cursor as the seed's list. */
+export async function searchUsersPage(
+  db: Kysely<Database>,
+  filters: UserFilters,
+  options: { limit: number; cursor?: string | undefined },
+): Promise<{ users: AdminUser[]; next_cursor: string | null }> {
+  const afterId = options.cursor ? decodeCursor(options.cursor) : 0;
+  const rows = await searchUsers(db, {
+    emailPrefix: filters.email === undefined ? undefined : normalizeEmail(filters.email),
+    role: filters.role,
+    disabled: filters.disabled,
+    afterId,
+    limit: options.limit + 1,
+  });
+  const users = rows.slice(0, options.limit).map(toAdminUser);
   const last = users.at(-1);
   return { users, next_cursor: rows.length > options.limit && last ? encodeCursor(last.id) : null };
 }
