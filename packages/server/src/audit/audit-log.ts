@@ -44,7 +44,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
   const flushIntervalMs = options.flushIntervalMs ?? 200;
   const batchSize = options.batchSize ?? 200;
   const queueMax = options.queueMax ?? 10_000;
-  const maxRetryDelayMs = options.maxRetryDelayMs ?? 30_000;
+  const maxRetryTicks = Math.max(1, Math.round((options.maxRetryDelayMs ?? 30_000) / flushIntervalMs));
   const listeners = new Set<(event: AuditEventInput) => void>();
   let queue: Array<Insertable<AuditEventsTable>> = [];
   let dropped = 0;
@@ -53,12 +53,14 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
   let writing: Promise<void> | undefined;
   let closed = false;
   let failing = false;
-  let retryDelayMs = flushIntervalMs;
-  let nextRetryAt = 0;
+  // Ticks, not the clock: a test's frozen clock must not stop the retries.
+  let retryEveryTicks = 1;
+  let ticksToRetry = 0;
 
   const timer = setInterval(() => {
     // While the database is away, not every tick: a dead pool would otherwise be asked five times a second.
-    if (!failing || clock.now().getTime() >= nextRetryAt) void writeQueued();
+    if (failing && --ticksToRetry > 0) return;
+    void writeQueued();
   }, flushIntervalMs);
   timer.unref();
 
@@ -73,14 +75,14 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
         } catch (error) {
           if (!failing) log('warn', { queued: queue.length, code: errorCode(error) }, 'audit events could not be written; kept in memory and retried');
           failing = true;
-          nextRetryAt = clock.now().getTime() + retryDelayMs;
-          retryDelayMs = Math.min(retryDelayMs * 2, maxRetryDelayMs);
+          retryEveryTicks = Math.min(retryEveryTicks * 2, maxRetryTicks);
+          ticksToRetry = retryEveryTicks;
           return;
         }
         if (failing) log('warn', { queued: queue.length, dropped: droppedSinceWarning }, 'audit events are written again');
         failing = false;
         droppedSinceWarning = 0;
-        retryDelayMs = flushIntervalMs;
+        retryEveryTicks = 1;
         // The queue may have been trimmed (oldest dropped) while this batch was in flight: drop what was written by identity.
         const sent = new Set(batch);
         queue = queue.filter((row) => !sent.has(row));
