@@ -232,9 +232,9 @@ describe.each(testDialects())('audit log [%s]', (dialect) => {
     const seen: number[] = [];
     let cursor: string | null = null;
     do {
-      const page = json(await get(`?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).data;
+      const page: { events: Array<{ id: number }>; next_cursor: string | null } = json(await get(`?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).data;
       expect(page.events.length).toBeLessThanOrEqual(2);
-      seen.push(...page.events.map((event: { id: number }) => event.id));
+      seen.push(...page.events.map((event) => event.id));
       cursor = page.next_cursor;
     } while (cursor);
     expect(seen).toEqual(ids);

@@ -26,6 +26,12 @@ export interface AuditLogStats {
   failing: boolean;
 }
 
+interface QueuedEvent {
+  event: AuditEventInput;
+  /** Epoch ms by the injected clock when recorded (not when written). */
+  occurredAt: number;
+}
+
 const MAX_REASON = 64;
 const MAX_ID = 128;
 const MAX_TEXT = 256;
@@ -46,7 +52,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
   const queueMax = options.queueMax ?? 10_000;
   const maxRetryTicks = Math.max(1, Math.round((options.maxRetryDelayMs ?? 30_000) / flushIntervalMs));
   const listeners = new Set<(event: AuditEventInput) => void>();
-  let queue: Array<Insertable<AuditEventsTable>> = [];
+  // Events as recorded, stamped: turned into rows (JSON, bounds, redaction) by the writer, not on the request's path.
+  let queue: QueuedEvent[] = [];
   let dropped = 0;
   let droppedSinceWarning = 0;
   let written = 0;
@@ -64,6 +71,16 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
   }, flushIntervalMs);
   timer.unref();
 
+  function toRow(queued: QueuedEvent): Insertable<AuditEventsTable> {
+    try {
+      return auditRow(queued.event, queued.occurredAt);
+    } catch (error) {
+      // Details that cannot be serialised (a cycle, a BigInt): the event is kept without them.
+      log('warn', { action: queued.event.action, code: errorCode(error) }, 'audit event details could not be stored');
+      return auditRow({ ...queued.event, details: { unserialisable: true } }, queued.occurredAt);
+    }
+  }
+
   async function writeQueued(): Promise<void> {
     if (writing) return writing;
     if (queue.length === 0) return;
@@ -71,7 +88,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
       while (queue.length > 0) {
         const batch = queue.slice(0, batchSize);
         try {
-          await db.insertInto('audit_events').values(batch).execute();
+          await db.insertInto('audit_events').values(batch.map(toRow)).execute();
         } catch (error) {
           if (!failing) log('warn', { queued: queue.length, code: errorCode(error) }, 'audit events could not be written; kept in memory and retried');
           failing = true;
@@ -110,15 +127,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
         }
       }
       if (closed) return;
-      let row: Insertable<AuditEventsTable>;
-      try {
-        row = auditRow(event, clock);
-      } catch (error) {
-        // Details that cannot be serialised (a cycle, a BigInt): the event is kept without them.
-        log('warn', { action: event.action, code: errorCode(error) }, 'audit event details could not be stored');
-        row = auditRow({ ...event, details: { unserialisable: true } }, clock);
-      }
-      queue.push(row);
+      queue.push({ event, occurredAt: clock.now().getTime() });
       if (queue.length > queueMax) {
         const excess = queue.length - queueMax;
         queue = queue.slice(excess);
@@ -150,14 +159,14 @@ export function createAuditLog(options: AuditLogOptions): AuditLog & { stats(): 
  * process then exits, so a batch would be lost). Throws if the database refuses it.
  */
 export async function writeAuditEvent(db: Kysely<Database>, clock: Clock, event: AuditEventInput): Promise<void> {
-  await db.insertInto('audit_events').values(auditRow(event, clock)).execute();
+  await db.insertInto('audit_events').values(auditRow(event, clock.now().getTime())).execute();
 }
 
 /** The stored row: stamped now, bounded, with credential-looking detail keys redacted and NULs removed (PostgreSQL refuses them in text). */
-export function auditRow(event: AuditEventInput, clock: Clock): Insertable<AuditEventsTable> {
+export function auditRow(event: AuditEventInput, occurredAt: number): Insertable<AuditEventsTable> {
   const details = event.details === undefined ? null : JSON.stringify(redact(event.details, 0));
   return {
-    occurred_at: clock.now().getTime(),
+    occurred_at: occurredAt,
     action: event.action,
     outcome: event.outcome ?? 'success',
     reason: text(event.reason, MAX_REASON),
