@@ -96,6 +96,8 @@ describe.skipIf(!POSTGRES_URL)('gatehouse db copy from SQLite to PostgreSQL', ()
     expect(Object.keys(checksums(firstCopy.stdout))).toEqual(TABLES);
     expect(firstCopy.stdout).toMatch(/^users +7 rows /m);
     expect(firstCopy.stdout).toMatch(/^signing_keys +2 rows /m);
+    // The source's signups, logins and refresh, written by its audit log before it closed.
+    expect(firstCopy.stdout).toMatch(/^audit_events +(1\d|[2-9]\d) rows /m);
     expect(firstCopy.stdout).toContain('verified: row counts and SHA-256 checksums match on both sides');
     // Not a terminal: no progress lines in a log.
     expect(firstCopy.stderr).toBe('');
@@ -122,6 +124,12 @@ describe.skipIf(!POSTGRES_URL)('gatehouse db copy from SQLite to PostgreSQL', ()
     const signup = await signupUser(app, { email: 'after-copy@example.com' });
     expect(signup.statusCode, signup.body).toBe(201);
     expect(json(signup).data.id).toBe(users.length + 1);
+    // So does the audit log's: the new events go in after the copied ones, none refused.
+    await deps.audit.flush();
+    expect(deps.audit.stats()).toMatchObject({ queued: 0, failing: false });
+    const copied = Number(/^audit_events +(\d+) rows /m.exec(firstCopy.stdout)![1]);
+    const { count } = await deps.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+    expect(Number(count)).toBe(copied + 1 + users.length + 1);
   });
 
   it('refuses a non-empty target without --force, and replaces it with --force', async () => {

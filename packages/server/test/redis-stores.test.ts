@@ -165,9 +165,9 @@ describe.skipIf(!redisUnderTest)('Redis counters and lockouts [redis]', () => {
     const other = await openState(`${keyPrefix}other:`);
     try {
       const policy: LockoutPolicy = { kind: 'window', maxFailures: 1, windowSeconds: 60 };
-      expect(await one.lockouts.reserve('apart', policy, 1_800_000_000)).toEqual({ allowed: true });
+      expect(await one.lockouts.reserve('apart', policy, 1_800_000_000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
       expect(await one.lockouts.reserve('apart', policy, 1_800_000_000)).toMatchObject({ allowed: false });
-      expect(await other.lockouts.reserve('apart', policy, 1_800_000_000)).toEqual({ allowed: true });
+      expect(await other.lockouts.reserve('apart', policy, 1_800_000_000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
     } finally {
       await other.close();
     }
@@ -260,7 +260,7 @@ describe.skipIf(!redisUnderTest)('Redis unreachable at start [redis]', () => {
       expect(state.status()).toEqual({ redis: 'down' });
       expect((await state.counters.increment('ip', 60, 1000)).count).toBe(1);
       expect((await state.counters.increment('ip', 60, 1000)).count).toBe(2);
-      expect(await state.lockouts.reserve('account', { kind: 'window', maxFailures: 1, windowSeconds: 60 }, 1000)).toEqual({ allowed: true });
+      expect(await state.lockouts.reserve('account', { kind: 'window', maxFailures: 1, windowSeconds: 60 }, 1000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
       expect(await state.lockouts.reserve('account', { kind: 'window', maxFailures: 1, windowSeconds: 60 }, 1000)).toMatchObject({ allowed: false });
       // Never throws; the fallback carries the news as far as it reaches (sibling workers, when it is the cluster primary).
       const heard: RevocationEvent[] = [];

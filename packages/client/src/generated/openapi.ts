@@ -381,6 +381,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit events, newest first: filter by action, actor, subject, user (as actor or subject), outcome and time; page by cursor */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -2755,6 +2772,155 @@ export interface operations {
             };
             /** @description No session with this id: session not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description e.g. user.login_failed */
+                action?: string;
+                actor_type?: "user" | "client" | "operator" | "system" | "anonymous";
+                actor_id?: string;
+                subject_type?: "user" | "session" | "client" | "key";
+                subject_id?: string;
+                /** @description Events whose actor or subject is this user */
+                user_id?: number;
+                outcome?: "success" | "failure";
+                /** @description ISO 8601, inclusive */
+                since?: string;
+                /** @description ISO 8601, exclusive */
+                until?: string;
+                /** @description Page size */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of audit events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "success",
+                     *       "data": {
+                     *         "events": [
+                     *           {
+                     *             "id": 42,
+                     *             "occurred_at": "2026-06-01T12:00:00.000Z",
+                     *             "action": "user.login_failed",
+                     *             "outcome": "failure",
+                     *             "reason": "wrong_password",
+                     *             "actor": {
+                     *               "type": "anonymous",
+                     *               "id": null
+                     *             },
+                     *             "subject": {
+                     *               "type": "user",
+                     *               "id": "7"
+                     *             },
+                     *             "ip": "203.0.113.9",
+                     *             "user_agent": "Mozilla/5.0",
+                     *             "request_id": "req-1f",
+                     *             "details": {
+                     *               "email": "ada@example.com",
+                     *               "client_id": "gatehouse"
+                     *             }
+                     *           }
+                     *         ],
+                     *         "next_cursor": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            events: {
+                                id: number;
+                                /** Format: date-time */
+                                occurred_at: string;
+                                action: string;
+                                outcome: "success" | "failure";
+                                reason: string | null;
+                                actor: {
+                                    type: "user" | "client" | "operator" | "system" | "anonymous";
+                                    id: string | null;
+                                };
+                                subject: {
+                                    type: "user" | "session" | "client" | "key";
+                                    id: string;
+                                } | null;
+                                ip: string | null;
+                                user_agent: string | null;
+                                request_id: string | null;
+                                details: {
+                                    [key: string]: unknown;
+                                } | null;
+                            }[];
+                            next_cursor: string | null;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid filter, time or cursor */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description forbidden - admin role required */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

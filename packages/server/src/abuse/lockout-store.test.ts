@@ -16,13 +16,14 @@ describe('lockout reservations', () => {
     expect(verdicts).toEqual([
       { allowed: true },
       { allowed: true },
-      { allowed: true },
+      // The attempt that reaches the limit says how long its failure locks (the audit log's lockout).
+      { allowed: true, lockSecondsIfFailed: 60 },
       { allowed: false, retryAfterSeconds: 60 },
       { allowed: false, retryAfterSeconds: 60 },
     ]);
     // After the lock: one more attempt, which locks for twice as long.
     const next = applyReservation(entry, doubling, 1060);
-    expect(next.reservation).toEqual({ allowed: true });
+    expect(next.reservation).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
     expect(applyReservation(next.entry, doubling, 1060).reservation).toEqual({ allowed: false, retryAfterSeconds: 120 });
   });
 
@@ -53,7 +54,7 @@ describe('memory lockout store', () => {
     await store.reserve('account', window, 1000);
     for (let index = 0; index < 100_000; index += 1) await store.reserve(`flood-${index}`, window, 1000);
     // Still two failures counted: the third locks it.
-    expect(await store.reserve('account', window, 1000)).toEqual({ allowed: true });
+    expect(await store.reserve('account', window, 1000)).toEqual({ allowed: true, lockSecondsIfFailed: 3600 });
     expect(await store.reserve('account', window, 1000)).toEqual({ allowed: false, retryAfterSeconds: 3600 });
   });
 
@@ -82,7 +83,7 @@ describe('memory lockout store', () => {
     for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve('k', doubling, 1000);
     expect((await store.reserve('k', doubling, 1000)).allowed).toBe(false);
     await store.release('k', doubling, 1000);
-    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true });
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
     expect((await store.reserve('k', doubling, 1000)).allowed).toBe(false);
   });
 
@@ -92,7 +93,7 @@ describe('memory lockout store', () => {
     expect(await store.reserve('new', doubling, 1000)).toEqual({ allowed: false, retryAfterSeconds: 60 });
     // The locks end after 60 s; their counts stay remembered (evictable), and new keys fit again.
     expect(await store.reserve('new', doubling, 1061)).toEqual({ allowed: true });
-    expect(await store.reserve('x', doubling, 1061)).toEqual({ allowed: true });
+    expect(await store.reserve('x', doubling, 1061)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
     expect(await store.reserve('x', doubling, 1061)).toEqual({ allowed: false, retryAfterSeconds: 120 });
   });
 

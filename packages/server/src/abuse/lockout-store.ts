@@ -12,7 +12,10 @@ export type LockoutPolicy =
   /** At most maxFailures failures in a fixed window opened by the first one; then locked until the window ends. */
   | { kind: 'window'; maxFailures: number; windowSeconds: number };
 
-export type Reservation = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+export type Reservation =
+  /** lockSecondsIfFailed: this attempt reached the limit, so if it fails the key is locked for that long (the audit log's lockout). */
+  | { allowed: true; lockSecondsIfFailed?: number }
+  | { allowed: false; retryAfterSeconds: number };
 
 export interface LockoutStore {
   /** Refuses while the key is locked; otherwise counts this attempt as a failure now (locking the key if it reaches the limit). */
@@ -48,14 +51,16 @@ export function applyReservation(entry: Entry | undefined, policy: LockoutPolicy
     const failures = (live?.failures ?? 0) + 1;
     const lockedUntil =
       failures >= policy.maxFailures ? now + doublingLockSeconds(failures - policy.maxFailures, policy.firstLockSeconds, policy.maxLockSeconds) : 0;
-    return { entry: { failures, lockedUntil, expiresAt: Math.max(now + policy.memorySeconds, lockedUntil) }, reservation: { allowed: true } };
+    return { entry: { failures, lockedUntil, expiresAt: Math.max(now + policy.memorySeconds, lockedUntil) }, reservation: allowed(lockedUntil, now) };
   }
   const windowEnd = live?.expiresAt ?? now + policy.windowSeconds;
   const failures = (live?.failures ?? 0) + 1;
-  return {
-    entry: { failures, lockedUntil: failures >= policy.maxFailures ? windowEnd : 0, expiresAt: windowEnd },
-    reservation: { allowed: true },
-  };
+  const lockedUntil = failures >= policy.maxFailures ? windowEnd : 0;
+  return { entry: { failures, lockedUntil, expiresAt: windowEnd }, reservation: allowed(lockedUntil, now) };
+}
+
+function allowed(lockedUntil: number, now: number): Reservation {
+  return lockedUntil > now ? { allowed: true, lockSecondsIfFailed: lockedUntil - now } : { allowed: true };
 }
 
 /**

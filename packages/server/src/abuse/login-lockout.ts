@@ -10,6 +10,11 @@ const ACCOUNT_WINDOW_SECONDS = 3600;
 
 /** A reserved attempt: settle it with succeeded() once the password was right; a failure needs nothing more. */
 export interface LoginAttempt {
+  /**
+   * Set when this attempt reached a limit: if it fails, that budget is locked for `seconds` (an audit
+   * `user.lockout`). 'account' (every network) wins over 'network' (this client's own) when both are.
+   */
+  lockoutIfFailed?: { budget: 'network' | 'account'; seconds: number };
   succeeded(): Promise<void>;
   /** The password was never checked (hashing refused it, the client left): the attempt does not count. */
   abandoned(): Promise<void>;
@@ -67,7 +72,9 @@ export function createLoginLockout(deps: {
         await deps.store.release(clientKey, perClient, now);
         throw locked(byAccount.retryAfterSeconds);
       }
+      const lockSeconds = byAccount.lockSecondsIfFailed ?? byClient.lockSecondsIfFailed;
       return {
+        ...(lockSeconds !== undefined ? { lockoutIfFailed: { budget: byAccount.lockSecondsIfFailed !== undefined ? 'account' : 'network', seconds: lockSeconds } } : {}),
         async succeeded() {
           await Promise.all([deps.store.reset(clientKey), deps.store.reset(accountKey)]);
         },

@@ -84,7 +84,10 @@ export interface AuditEvent {
 }
 
 export interface AuditLog {
-  /** Queues the event (stamped with the injected clock now) and returns at once; never throws. */
+  /**
+   * Queues the event (stamped with the injected clock now) and returns at once; never throws. The
+   * writer serialises it later, so the event and its details must not be changed after the call.
+   */
   record(event: AuditEventInput): void;
   /** Listeners see every recorded event synchronously (metrics count from here). */
   subscribe(listener: (event: AuditEventInput) => void): () => void;

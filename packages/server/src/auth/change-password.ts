@@ -1,5 +1,6 @@
 import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
-import { AppError, invalidInput } from '../errors.ts';
+import type { AuditLog, RequestContext } from '../audit/events.ts';
+import { AppError, invalidInput, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { findUserById, updatePasswordHash } from '../storage/users.ts';
 import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
@@ -9,6 +10,7 @@ export interface ChangePasswordDeps extends RevocationDeps {
   passwordPolicy: PasswordPolicy;
   /** Its own budgets (scope password-change), keyed by user id: a stolen access token is no free password oracle. */
   passwordChangeLockout: LoginLockout;
+  audit: Pick<AuditLog, 'record'>;
 }
 
 /**
@@ -21,9 +23,17 @@ export async function changePassword(
   deps: ChangePasswordDeps,
   auth: { userId: number; sessionId: string },
   input: { current_password: string; new_password: string },
-  client: { network: string },
+  client: { network: string; context?: RequestContext },
   options: JobOptions = {},
 ): Promise<void> {
+  const audit = (event: { outcome?: 'failure'; reason?: string; details?: Record<string, unknown> }, action: 'user.password_change' | 'user.lockout' = 'user.password_change') =>
+    deps.audit.record({
+      action,
+      ...event,
+      actor: { type: 'user', id: String(auth.userId) },
+      subject: { type: 'user', id: String(auth.userId) },
+      ...(client.context ? { context: client.context } : {}),
+    });
   const user = await findUserById(deps.db, auth.userId);
   if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
   // The hasher stores NFKC forms, so the policy and the comparison judge those too.
@@ -33,12 +43,24 @@ export async function changePassword(
   if (newPassword === input.current_password.normalize('NFKC')) {
     throw invalidInput([{ field: 'new_password', message: 'new_password must differ from current_password' }]);
   }
-  const attempt = await deps.passwordChangeLockout.reserve(`user:${user.id}`, client.network);
+  let attempt;
+  try {
+    attempt = await deps.passwordChangeLockout.reserve(`user:${user.id}`, client.network);
+  } catch (error) {
+    if (isAppError(error, 'rate_limited')) audit({ outcome: 'failure', reason: 'locked' });
+    throw error;
+  }
   const verified = await checkReserved(attempt, (onStarted) => deps.hasher.verify(user.password_hash, input.current_password, { ...options, onStarted }));
   if (!verified.matches) {
+    audit({ outcome: 'failure', reason: 'wrong_password' });
+    if (attempt.lockoutIfFailed) {
+      const { budget, seconds } = attempt.lockoutIfFailed;
+      audit({ outcome: 'failure', reason: budget === 'account' ? 'account_limit' : 'network_limit', details: { scope: 'password_change', lock_seconds: seconds } }, 'user.lockout');
+    }
     throw new AppError('wrong_password', 'current password is incorrect');
   }
   await attempt.succeeded();
   await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(newPassword, options), deps.clock.nowSeconds());
-  await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
+  const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
+  audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
 }

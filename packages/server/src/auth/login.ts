@@ -1,4 +1,5 @@
-import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
+import type { AuditLog, RequestContext } from '../audit/events.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
@@ -9,7 +10,11 @@ import { startSession, type SessionClient, type SessionDeps, type SessionTokens 
 export interface LoginDeps extends SessionDeps {
   hasher: PasswordHasher;
   loginLockout: LoginLockout;
+  audit: Pick<AuditLog, 'record'>;
 }
+
+/** Why a login failed: stored in the audit log, never told to the client (one answer for all of them). */
+export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked';
 
 export interface LoginResult {
   user: PublicUser;
@@ -26,12 +31,30 @@ const DEFAULT_SESSION_CLIENT: SessionClient = Object.freeze({ clientId: DEFAULT_
 export async function login(
   deps: LoginDeps,
   input: { email: string; password: string; sessionClient?: SessionClient },
-  client: { network: string },
+  client: { network: string; context?: RequestContext },
   options: JobOptions = {},
 ): Promise<LoginResult> {
   const emailNormalized = normalizeEmail(input.email);
+  const clientId = input.sessionClient?.clientId ?? DEFAULT_CLIENT_ID;
+  const failed = (reason: LoginFailureReason, userId?: number | string) =>
+    deps.audit.record({
+      action: 'user.login_failed',
+      outcome: 'failure',
+      reason,
+      actor: { type: 'anonymous' },
+      ...(userId !== undefined ? { subject: { type: 'user', id: String(userId) } } : {}),
+      ...(client.context ? { context: client.context } : {}),
+      // The email as typed (the account tried), never the password.
+      details: { email: input.email, client_id: clientId },
+    });
   // Counted before the password is checked: concurrent guesses cannot outrun the limit.
-  const attempt = await deps.loginLockout.reserve(emailNormalized, client.network);
+  let attempt: LoginAttempt;
+  try {
+    attempt = await deps.loginLockout.reserve(emailNormalized, client.network);
+  } catch (error) {
+    if (isAppError(error, 'rate_limited')) failed('locked');
+    throw error;
+  }
   const { user, verified } = await checkReserved(attempt, async (onStarted) => {
     const jobOptions = { ...options, onStarted };
     const found = await findUserByNormalizedEmail(deps.db, emailNormalized);
@@ -43,7 +66,21 @@ export async function login(
     return { user: found, verified: await deps.hasher.verify(found.password_hash, input.password, jobOptions) };
   });
   // Disabled accounts get the same answer, after the same work, as a wrong password.
-  if (!user || !verified?.matches || user.disabled_at !== null) throw invalidCredentials(input.email);
+  if (!user || !verified?.matches || user.disabled_at !== null) {
+    failed(!user ? 'unknown_email' : !verified?.matches ? 'wrong_password' : 'disabled', user?.id);
+    if (attempt.lockoutIfFailed) {
+      deps.audit.record({
+        action: 'user.lockout',
+        outcome: 'failure',
+        reason: attempt.lockoutIfFailed.budget === 'account' ? 'account_limit' : 'network_limit',
+        actor: { type: 'anonymous' },
+        ...(user ? { subject: { type: 'user', id: String(user.id) } } : {}),
+        ...(client.context ? { context: client.context } : {}),
+        details: { email: input.email, scope: 'login', lock_seconds: attempt.lockoutIfFailed.seconds },
+      });
+    }
+    throw invalidCredentials(input.email);
+  }
   await attempt.succeeded();
 
   if (verified.needsRehash) {
@@ -52,6 +89,13 @@ export async function login(
     await rehash(deps, user.id, input.password);
   }
   const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) }, input.sessionClient ?? DEFAULT_SESSION_CLIENT);
+  deps.audit.record({
+    action: 'user.login',
+    actor: { type: 'user', id: String(user.id) },
+    subject: { type: 'user', id: String(user.id) },
+    ...(client.context ? { context: client.context } : {}),
+    details: { session_id: tokens.sessionId, client_id: clientId },
+  });
   return { user: toPublicUser(user), tokens };
 }
 

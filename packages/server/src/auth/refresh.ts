@@ -1,3 +1,4 @@
+import type { AuditLog, RequestContext } from '../audit/events.ts';
 import { findActiveClient, mayRequestAudience } from '../clients/clients.ts';
 import { AppError } from '../errors.ts';
 import { extendLiveSession, findRefreshToken, findSession, insertRefreshToken, spendRefreshToken, type RefreshTokenRow, type SessionRow } from '../storage/sessions.ts';
@@ -12,6 +13,7 @@ import { audienceForClient, type RequestedAudience } from './token-request.ts';
 export interface RefreshDeps extends SessionDeps, RevocationDeps {
   denylist: Denylist;
   refreshDerivationSecret: Buffer;
+  audit: Pick<AuditLog, 'record'>;
 }
 
 export interface RefreshRequest {
@@ -22,6 +24,8 @@ export interface RefreshRequest {
   client?: { id: string; authenticated: boolean };
   /** Another audience for this access token; the session keeps its own. */
   audience?: RequestedAudience;
+  /** Where the request came from, for the audit log. */
+  context?: RequestContext;
 }
 
 export interface RefreshResult {
@@ -66,6 +70,16 @@ export async function refreshSession(deps: RefreshDeps, presentedToken: string, 
       child.used_at === null;
     if (!isRetry) {
       await revokeAndDeny(deps, { sessionId: session.id }, 'refresh_token_reuse');
+      // Whoever presented it may be the thief or the user: the actor is unknown, the session's user is the subject.
+      deps.audit.record({
+        action: 'session.refresh_reuse',
+        outcome: 'failure',
+        reason: 'refresh_token_reuse',
+        actor: { type: 'anonymous' },
+        subject: { type: 'user', id: String(user.id) },
+        ...(request.context ? { context: request.context } : {}),
+        details: { session_id: session.id, client_id: session.client_id },
+      });
       throw refreshInvalid();
     }
   }
@@ -77,6 +91,13 @@ export async function refreshSession(deps: RefreshDeps, presentedToken: string, 
     sessionId: session.id,
     clientId: session.client_id,
     audience,
+  });
+  deps.audit.record({
+    action: 'session.refresh',
+    actor: { type: 'user', id: String(user.id) },
+    subject: { type: 'user', id: String(user.id) },
+    ...(request.context ? { context: request.context } : {}),
+    details: { session_id: session.id, client_id: session.client_id, ...(outcome === 'already_spent' ? { retry: true } : {}) },
   });
   return {
     user: toPublicUser(user),

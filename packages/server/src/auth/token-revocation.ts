@@ -1,3 +1,4 @@
+import type { AuditLog, RequestContext } from '../audit/events.ts';
 import { findActiveClient } from '../clients/clients.ts';
 import { isAppError } from '../errors.ts';
 import { findRefreshToken, findSession } from '../storage/sessions.ts';
@@ -7,6 +8,7 @@ import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
 
 export interface TokenRevocationDeps extends RevocationDeps {
   accessTokens: AccessTokens;
+  audit: Pick<AuditLog, 'record'>;
 }
 
 /**
@@ -23,15 +25,28 @@ export interface TokenRevocationDeps extends RevocationDeps {
 export async function revokeToken(
   deps: TokenRevocationDeps,
   token: string,
-  caller: { clientId: string; anyPublicClient: boolean },
+  caller: { clientId: string; anyPublicClient: boolean; authenticated?: boolean; context?: RequestContext },
 ): Promise<'revoked' | 'ignored' | 'client_token'> {
+  // Only what was revoked is recorded: a token that changed nothing says nothing about anyone.
+  const revoked = async (sessionId: string, userId: number | string, sessionClientId: string) => {
+    const sessions = await revokeAndDeny(deps, { sessionId }, 'token_revocation');
+    if (sessions.length === 0) return; // already over
+    deps.audit.record({
+      action: 'token.revoke',
+      // The token is the credential: an authenticated confidential client acts as itself; a public one may be anyone holding the token.
+      actor: caller.authenticated ? { type: 'client', id: caller.clientId } : { type: 'anonymous' },
+      subject: { type: 'user', id: String(userId) },
+      ...(caller.context ? { context: caller.context } : {}),
+      details: { session_id: sessionId, client_id: sessionClientId },
+    });
+  };
   const mayRevoke = async (sessionClientId: string) =>
     sessionClientId === caller.clientId || (caller.anyPublicClient && (await findActiveClient(deps.db, sessionClientId))?.type === 'public');
   if (looksLikeRefreshToken(token)) {
     const row = await findRefreshToken(deps.db, hashRefreshToken(token));
     const session = row ? await findSession(deps.db, row.session_id) : undefined;
     if (!session || !(await mayRevoke(session.client_id))) return 'ignored';
-    await revokeAndDeny(deps, { sessionId: session.id }, 'token_revocation');
+    await revoked(session.id, session.user_id, session.client_id);
     return 'revoked';
   }
   let claims;
@@ -43,6 +58,6 @@ export async function revokeToken(
   }
   if (claims.kind === 'client') return claims.clientId === caller.clientId ? 'client_token' : 'ignored';
   if (!(await mayRevoke(claims.clientId))) return 'ignored';
-  await revokeAndDeny(deps, { sessionId: claims.sessionId }, 'token_revocation');
+  await revoked(claims.sessionId, claims.userId, claims.clientId);
   return 'revoked';
 }

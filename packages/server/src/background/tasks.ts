@@ -1,7 +1,11 @@
 /** The service's own timers: revocation sync, signing-key reload and scheduled rotation, and the purge of expired rows. */
 import type { Kysely } from 'kysely';
+import type { AuditLog } from '../audit/events.ts';
 import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import { rotationDetails } from '../keys/rotation.ts';
+import { deleteAuditEventsBefore } from '../storage/audit.ts';
 import { deleteEndedSessions, deleteExpiredRefreshTokens } from '../storage/sessions.ts';
 import type { Database } from '../storage/schema.ts';
 import { REVOCATION_MARGIN_SECONDS, type Denylist } from '../tokens/denylist.ts';
@@ -11,12 +15,17 @@ export interface PurgeDeps {
   clock: Clock;
   denylist: Denylist;
   accessTokenTtlSeconds: number;
+  /** AUDIT_RETENTION_DAYS (0 keeps every event); without it the audit log is left alone. */
+  config?: Pick<Config, 'auditRetentionDays'>;
 }
 
 export interface PurgeReport {
   sessionsDeleted: number;
   refreshTokensDeleted: number;
+  auditEventsDeleted: number;
 }
+
+const DAY_MS = 86_400_000;
 
 /** Deletes rows nothing can use any more; runs inside the process, no external cron. */
 export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
@@ -26,7 +35,9 @@ export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
   const sessionsDeleted = await deleteEndedSessions(deps.db, now - deps.accessTokenTtlSeconds - REVOCATION_MARGIN_SECONDS);
   const refreshTokensDeleted = await deleteExpiredRefreshTokens(deps.db, now);
   deps.denylist.prune();
-  return { sessionsDeleted, refreshTokensDeleted };
+  const retentionDays = deps.config?.auditRetentionDays ?? 0;
+  const auditEventsDeleted = retentionDays > 0 ? await deleteAuditEventsBefore(deps.db, deps.clock.now().getTime() - retentionDays * DAY_MS) : 0;
+  return { sessionsDeleted, refreshTokensDeleted, auditEventsDeleted };
 }
 
 /** How often an instance checks whether KEY_ROTATION_DAYS has come: rotation waits at most this long past it. */
@@ -43,7 +54,7 @@ export interface BackgroundTasks {
  * Timers are unref'd: they never keep the process alive.
  */
 export function startBackgroundTasks(
-  deps: PurgeDeps & { keys: Pick<KeyStore, 'reload'> & Partial<Pick<KeyStore, 'rotateIfDue'>> },
+  deps: PurgeDeps & { keys: Pick<KeyStore, 'reload'> & Partial<Pick<KeyStore, 'rotateIfDue'>>; audit?: Pick<AuditLog, 'record'> },
   options: {
     syncIntervalMs: number;
     keyReloadIntervalMs: number;
@@ -53,7 +64,14 @@ export function startBackgroundTasks(
   },
 ): BackgroundTasks {
   const { keys } = deps;
-  const checkKeyRotation = () => keys.rotateIfDue?.().catch(options.onError);
+  const checkKeyRotation = () =>
+    keys
+      .rotateIfDue?.()
+      .then((timeline) => {
+        // Only the instance that inserted the key gets a timeline back: one event per rotation.
+        if (timeline) deps.audit?.record({ action: 'key.rotate', actor: { type: 'system' }, subject: { type: 'key', id: timeline.kid }, details: rotationDetails(timeline, false) });
+      })
+      .catch(options.onError);
   const timers = [
     setInterval(() => deps.denylist.sync().catch(options.onError), options.syncIntervalMs),
     setInterval(() => deps.keys.reload().catch(options.onError), options.keyReloadIntervalMs),

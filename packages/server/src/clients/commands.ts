@@ -1,5 +1,7 @@
 /** `gatehouse clients …`: create, list, rotate-secret, disable, enable, delete. Each reads the same environment as the service. */
 import { parseArgs } from 'node:util';
+import { writeAuditEvent } from '../audit/audit-log.ts';
+import type { AuditAction } from '../audit/events.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { loadConfig } from '../config.ts';
 import { isAppError } from '../errors.ts';
@@ -68,6 +70,9 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
   try {
     await database.migrate();
     const deps = { db: database.kysely, clock };
+    // Stored before the command reports done: an operator's change without its record would be a hole in the log.
+    const audited = (action: AuditAction, clientId: string, details: Record<string, unknown>) =>
+      writeAuditEvent(database.kysely, clock, { action, actor: { type: 'operator' }, subject: { type: 'client', id: clientId }, details });
     const print = (text: string, data: unknown) => io.stdout.write(json ? `${JSON.stringify(data)}\n` : text);
 
     if (subcommand === 'create') {
@@ -79,6 +84,7 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
         audiences: values.audience ?? [],
         scopes: values.scope ?? [],
       });
+      await audited('client.create', client.id, { after: { name: client.name, type: client.type, audiences: client.audiences, scopes: client.scopes } });
       if (json) {
         if (secret) io.stderr.write(`gatehouse: client_secret: ${SECRET_WARNING}\n`);
         print('', { client: describeJson(client), ...(secret ? { client_secret: secret } : {}) });
@@ -103,6 +109,7 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
       const graceSeconds = values.grace === undefined ? 0 : parseGrace(values.grace);
       const secret = await rotateClientSecret(deps, id, graceSeconds);
       const previousUntil = graceSeconds > 0 ? clock.nowSeconds() + graceSeconds : null;
+      await audited('client.rotate_secret', id, { grace_seconds: graceSeconds });
       if (json) {
         io.stderr.write(`gatehouse: client_secret: ${SECRET_WARNING}\n`);
         print('', { client_id: id, client_secret: secret, previous_secret_expires_at: previousUntil === null ? null : iso(previousUntil) });
@@ -122,6 +129,10 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
       // revocation feed tells the services verifying their tokens; its client tokens are refused by
       // introspection at once and expire within CLIENT_TOKEN_TTL.
       const revoked = disabling ? await revokeSessions(database.kysely, { clientId: id }, clock.nowSeconds(), 'client_disabled') : [];
+      await audited(disabling ? 'client.disable' : 'client.enable', id, {
+        after: { disabled: disabling },
+        ...(disabling ? { revoked_sessions: revoked.length } : {}),
+      });
       print(disabling ? `disabled client ${id}; ${revoked.length} session(s) revoked\n` : `enabled client ${id}\n`, {
         client_id: id,
         disabled: disabling,
@@ -135,6 +146,7 @@ export async function runClientsCommand(argv: string[], usage: string, io: Comma
     if (!(await deleteClient(deps, id))) throw new RefusedError(`no client "${id}"`);
     // Every instance refuses their access tokens from its next revocation sync (within a second).
     const revoked = await revokeSessions(database.kysely, { clientId: id }, clock.nowSeconds(), 'client_deleted');
+    await audited('client.delete', id, { revoked_sessions: revoked.length });
     print(`deleted client ${id}; ${revoked.length} session(s) revoked\n`, { client_id: id, deleted: true, revoked_sessions: revoked.length });
     return 0;
   } catch (error) {

@@ -74,7 +74,7 @@ describe('workers sharing state through the primary', () => {
     for (let attempt = 0; attempt < 3; attempt += 1) await one.lockouts.reserve('account:b', policy, 1_000);
     expect(await two.lockouts.reserve('account:b', policy, 1_000)).toMatchObject({ allowed: false });
     await two.lockouts.release('account:b', policy, 1_000);
-    expect(await one.lockouts.reserve('account:b', policy, 1_000)).toEqual({ allowed: true });
+    expect(await one.lockouts.reserve('account:b', policy, 1_000)).toEqual({ allowed: true, lockSecondsIfFailed: 600 });
   });
 
   it('tells every other worker of a revocation, not the one that made it', async () => {

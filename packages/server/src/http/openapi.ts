@@ -73,6 +73,7 @@ const TAGS = [
   { name: 'health', description: 'Liveness, readiness, and the seed greeting' },
   { name: 'oauth', description: 'The standard endpoints: token (RFC 6749), revocation (RFC 7009), introspection (RFC 7662), in form bodies and OAuth errors' },
   { name: 'revocations', description: 'The revocation feed, for resource servers that verify tokens locally (confidential clients)' },
+  { name: 'audit', description: 'The audit log (admin role): who did what, to whom, from where' },
 ];
 
 /** @fastify/swagger options: the document's header, and the decorations derived from the route schemas. */

@@ -1,12 +1,13 @@
 /** `gatehouse keys …`: list, rotate [--now], reencrypt. Each reads the same environment as the service. */
 import { parseArgs } from 'node:util';
+import { writeAuditEvent } from '../audit/audit-log.ts';
 import { systemClock } from '../clock.ts';
 import { loadConfig } from '../config.ts';
 import { createDb } from '../storage/db.ts';
 import { listVerificationKeys, type SigningKeyRow } from '../storage/signing-keys.ts';
 import { openKeyStore } from './key-store.ts';
 import { reencryptAtRest } from './reencrypt.ts';
-import { JWKS_MAX_AGE_SECONDS, KEY_RELOAD_INTERVAL_SECONDS, activationOf, keyState, type RotationTimeline } from './rotation.ts';
+import { JWKS_MAX_AGE_SECONDS, KEY_RELOAD_INTERVAL_SECONDS, activationOf, keyState, rotationDetails, type RotationTimeline } from './rotation.ts';
 
 const SUBCOMMANDS = ['list', 'rotate', 'reencrypt'];
 
@@ -32,6 +33,11 @@ export async function runKeysCommand(argv: string[], usage: string): Promise<num
     if (subcommand === 'reencrypt') {
       // Before opening the key store, which would need every record readable already.
       const report = await reencryptAtRest(database.kysely, config);
+      await writeAuditEvent(database.kysely, systemClock, {
+        action: 'key.reencrypt',
+        actor: { type: 'operator' },
+        details: { signing_keys: report.signingKeys, server_secrets: report.serverSecrets, from: report.from },
+      });
       process.stdout.write(
         `re-encrypted under KEY_ENCRYPTION_SECRET: ${report.signingKeys} signing keys, ${report.serverSecrets} server secrets ` +
           `(were plaintext: ${report.from.plaintext}, under KEY_ENCRYPTION_SECRET_PREVIOUS: ${report.from.previous}, ` +
@@ -41,7 +47,14 @@ export async function runKeysCommand(argv: string[], usage: string): Promise<num
     }
     const keys = await openKeyStore({ db: database.kysely, clock: systemClock, config });
     if (subcommand === 'rotate') {
-      process.stdout.write(describeRotation(await keys.rotate({ immediately })));
+      const timeline = await keys.rotate({ immediately });
+      await writeAuditEvent(database.kysely, systemClock, {
+        action: 'key.rotate',
+        actor: { type: 'operator' },
+        subject: { type: 'key', id: timeline.kid },
+        details: rotationDetails(timeline, immediately),
+      });
+      process.stdout.write(describeRotation(timeline));
       return 0;
     }
     const now = systemClock.nowSeconds();

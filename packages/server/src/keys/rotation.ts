@@ -48,3 +48,13 @@ export function keyState(row: Pick<SigningKeyRow, 'activates_at' | 'retired_at'>
 export function publishedUntil(retiredAt: number, accessTokenTtlSeconds: number): number {
   return retiredAt + accessTokenTtlSeconds + RETIRED_KEY_MARGIN_SECONDS;
 }
+
+/** What the audit log keeps of a rotation (key ids and times, never key material): the CLI, the API and the scheduled rotation alike. */
+export function rotationDetails(timeline: RotationTimeline, immediately: boolean): Record<string, unknown> {
+  return {
+    algorithm: timeline.algorithm,
+    immediately,
+    activates_at: new Date(timeline.activatesAt * 1000).toISOString(),
+    replaces: timeline.replaces.map((old) => old.kid),
+  };
+}

@@ -46,7 +46,7 @@ local live = failures ~= nil and lockedUntil ~= nil and expiresAt ~= nil and exp
 /**
  * applyReservation of src/abuse/lockout-store.ts, line for line. ARGV: now, kind, maxFailures, then
  * firstLockSeconds, maxLockSeconds, memorySeconds (doubling) or windowSeconds (window).
- * Returns { 1, 0 } when allowed, { 0, retryAfterSeconds } when locked.
+ * Returns { 1, lockSecondsIfFailed } when allowed (0: below the limit), { 0, retryAfterSeconds } when locked.
  */
 const RESERVE = `${WRITE_ENTRY}
 local now, kind, maxFailures = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -70,6 +70,7 @@ else
   if failures >= maxFailures then lockedUntil = expiresAt end
 end
 store(KEYS[1], now, {'failures', failures, 'lockedUntil', lockedUntil, 'expiresAt', expiresAt}, expiresAt)
+if lockedUntil > now then return {1, lockedUntil - now} end
 return {1, 0}
 `;
 
@@ -114,8 +115,9 @@ export function createRedisStores(redis: Redis, keyPrefix: string): { counters: 
     },
     lockouts: {
       async reserve(key, policy, now) {
-        const [allowed, retryAfterSeconds] = await scripts.gatehouseReserve(lockoutKey(key), now, policy.kind, policy.maxFailures, ...policyArguments(policy));
-        return allowed === 1 ? { allowed: true } : { allowed: false, retryAfterSeconds };
+        const [allowed, seconds] = await scripts.gatehouseReserve(lockoutKey(key), now, policy.kind, policy.maxFailures, ...policyArguments(policy));
+        if (allowed !== 1) return { allowed: false, retryAfterSeconds: seconds };
+        return seconds > 0 ? { allowed: true, lockSecondsIfFailed: seconds } : { allowed: true };
       },
       async release(key, policy, now) {
         await scripts.gatehouseRelease(lockoutKey(key), now, policy.maxFailures);

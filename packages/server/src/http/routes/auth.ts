@@ -8,6 +8,7 @@ import type { Deps } from '../../deps.ts';
 import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
 import { clientGoneSignal, logHashingRefusals } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
+import { requestContext } from '../request-context.ts';
 import { EXAMPLE_USER, LoginBody, LoginUserSchema, PUBLIC_SECURITY, PublicUserSchema, SignupBody, TOO_MANY_REQUESTS, TokenFields, UNAVAILABLE } from '../schemas.ts';
 
 const EXAMPLE_TOKEN_ANSWER = {
@@ -70,6 +71,12 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
     },
     async (request, reply) => {
       const user = await signup(deps, request.body, { signal: clientGoneSignal(reply) });
+      deps.audit.record({
+        action: 'user.signup',
+        actor: { type: 'user', id: String(user.id) },
+        subject: { type: 'user', id: String(user.id) },
+        context: requestContext(request),
+      });
       return reply.code(201).send(envelope(201, 'successfully registered', user));
     },
   );
@@ -101,7 +108,12 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
       // Checked before the password: a request for a client or audience it cannot have costs no hashing.
       const client = await findPublicClient(deps.db, clientId);
       const sessionClient = { clientId: client.id, audience: audienceForClient(client, requestedAudience({ audience, resource }), deps.config.jwt.audience) };
-      const { user, tokens } = await login(deps, { email, password, sessionClient }, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
+      const { user, tokens } = await login(
+        deps,
+        { email, password, sessionClient },
+        { network: requestClientNetwork(request, deps), context: requestContext(request) },
+        { signal: clientGoneSignal(reply) },
+      );
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('verification success', user, tokens));
     },
   );

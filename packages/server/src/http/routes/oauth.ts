@@ -13,6 +13,7 @@ import type { Deps } from '../../deps.ts';
 import { clientGoneSignal } from '../hashing.ts';
 import { FORM_CONTENT_TYPE, OAuthError, OAuthErrorResponse, oauthErrorHandler, registerFormBodies } from '../oauth-protocol.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
+import { requestContext } from '../request-context.ts';
 import { CLIENT_SECURITY, WELL_FORMED } from '../schemas.ts';
 
 /**
@@ -211,17 +212,33 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
             const email = required(body.username, 'username');
             const password = required(body.password, 'password');
             const sessionClient = { clientId: client.id, audience: audienceForClient(client, audience, deps.config.jwt.audience) };
-            const { tokens } = await login(deps, { email, password, sessionClient }, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
+            const { tokens } = await login(
+              deps,
+              { email, password, sessionClient },
+              { network: requestClientNetwork(request, deps), context: requestContext(request) },
+              { signal: clientGoneSignal(reply) },
+            );
             return sendTokens(reply, { access_token: tokens.accessToken, expires_in: tokens.expiresInSeconds, refresh_token: tokens.refreshToken });
           }
           case 'refresh_token': {
             if (body.scope !== undefined) throw invalidScope();
-            const { tokens } = await refreshSession(deps, required(body.refresh_token, 'refresh_token'), { client: { id: client.id, authenticated }, audience });
+            const { tokens } = await refreshSession(deps, required(body.refresh_token, 'refresh_token'), {
+              client: { id: client.id, authenticated },
+              audience,
+              context: requestContext(request),
+            });
             return sendTokens(reply, { access_token: tokens.accessToken, expires_in: tokens.expiresInSeconds, refresh_token: tokens.refreshToken });
           }
           case 'client_credentials': {
             if (!authenticated) throw new OAuthError('unauthorized_client', 'client_credentials is for confidential clients, authenticated with HTTP Basic');
             const issued = await issueClientCredentials(deps, client, { scope: body.scope, audience });
+            deps.audit.record({
+              action: 'client.token',
+              actor: { type: 'client', id: client.id },
+              subject: { type: 'client', id: client.id },
+              context: requestContext(request),
+              details: { scopes: issued.scopes, audience: audience?.value ?? deps.config.jwt.audience },
+            });
             return sendTokens(reply, { access_token: issued.token, expires_in: issued.expiresInSeconds, ...(issued.scopes.length > 0 ? { scope: issued.scopes.join(' ') } : {}) });
           }
           default:
@@ -289,7 +306,12 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
       },
       async (request, reply) => {
         const { client, authenticated } = await identifyClient(deps, request, request.body);
-        const outcome = await revokeToken(deps, request.body.token, { clientId: client.id, anyPublicClient: !authenticated && request.body.client_id === undefined });
+        const outcome = await revokeToken(deps, request.body.token, {
+          clientId: client.id,
+          anyPublicClient: !authenticated && request.body.client_id === undefined,
+          authenticated,
+          context: requestContext(request),
+        });
         if (outcome === 'client_token') throw new OAuthError('unsupported_token_type', 'client tokens cannot be revoked: they expire on their own');
         // No body: RFC 7009 clients read only the status.
         return (reply as FastifyReply).code(200).header('cache-control', 'no-store').send();

@@ -11,6 +11,7 @@ import { ClientRequestFields } from '../client-params.ts';
 import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
 import { clientGoneSignal } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
+import { requestContext } from '../request-context.ts';
 import { BEARER_SECURITY, EXAMPLE_PASSWORD, optionalBody, PUBLIC_SECURITY, TOO_MANY_REQUESTS, UNAUTHENTICATED, UNAVAILABLE, WELL_FORMED } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
 
@@ -66,7 +67,7 @@ export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promis
       const { refresh_token: refreshToken, client_id: clientId, audience, resource } = request.body;
       // A client_id must name a public client (400 otherwise); without one, the session's client must be public.
       const client = clientId === undefined ? undefined : { id: (await findPublicClient(deps.db, clientId)).id, authenticated: false };
-      const { user, tokens } = await refreshSession(deps, refreshToken, { client, audience: requestedAudience({ audience, resource }) });
+      const { user, tokens } = await refreshSession(deps, refreshToken, { client, audience: requestedAudience({ audience, resource }), context: requestContext(request) });
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('token refreshed', user, tokens));
     },
   );
@@ -95,7 +96,16 @@ export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promis
       },
     },
     async (request) => {
-      await logout(deps, request.auth!, { all: request.body?.all === true });
+      const all = request.body?.all === true;
+      const { userId, sessionId } = request.auth!;
+      await logout(deps, request.auth!, { all });
+      deps.audit.record({
+        action: 'user.logout',
+        actor: { type: 'user', id: String(userId) },
+        subject: { type: 'user', id: String(userId) },
+        context: requestContext(request),
+        details: { session_id: sessionId, all },
+      });
       return envelope<null>(200, 'logged out');
     },
   );
@@ -122,7 +132,13 @@ export async function sessionRoutes(rawApp: FastifyInstance, deps: Deps): Promis
       },
     },
     async (request, reply) => {
-      await changePassword(deps, request.auth!, request.body, { network: requestClientNetwork(request, deps) }, { signal: clientGoneSignal(reply) });
+      await changePassword(
+        deps,
+        request.auth!,
+        request.body,
+        { network: requestClientNetwork(request, deps), context: requestContext(request) },
+        { signal: clientGoneSignal(reply) },
+      );
       return envelope<null>(200, 'password changed');
     },
   );
