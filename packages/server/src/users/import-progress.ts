@@ -43,7 +43,11 @@ export function createImportProgress(options: ProgressOptions): ImportProgress {
     return {
       refused: (refusal) => bars.log(`${describe(refusal)}\n`),
       update: (counts) => bar.update(counts.bytesRead, { records: counts.records, imported: counts.imported, refused: counts.refused, rate: rate(counts) }),
-      stop: () => bars.stop(),
+      stop: () => {
+        // Lines logged since the last redraw are written by a redraw, which stop() alone does not do.
+        bars.update();
+        bars.stop();
+      },
     };
   }
 

@@ -96,11 +96,11 @@ export async function importUsers(deps: ImportDeps, chunks: AsyncIterable<Buffer
   try {
     for await (const { items, bytesRead } of source) {
       for (const item of items) {
+        counts.records += 1;
         if ('code' in item) {
           refuse(item);
           continue;
         }
-        counts.records += 1;
         counts.lines = Math.max(counts.lines, item.line);
         const row = validateRecord(item.line, item.fields, allowedRoles);
         if ('code' in row) {
