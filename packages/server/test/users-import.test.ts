@@ -146,6 +146,22 @@ describe.each(testDialects())('gatehouse users import|export [%s]', (dialect) =>
     expect(await storedUser('good4@example.com')).toMatchObject({ roles: '["admin"]', created_at: test.clock.nowSeconds(), disabled_at: null });
   });
 
+  it('reads a clean CSV exactly: quoted and unquoted fields, escaped quotes, a BOM, columns in any order, extra columns ignored', async () => {
+    const argon2id = argon2(2, 1, 2048); // m=…,t=…,p=…: must be quoted
+    const rows = Array.from({ length: 40 }, (_, index) => (index % 2 === 0 ? `"Name ""${index}"", Jr",extra${index},"${argon2id}",c${index}@example.com,user` : `Name ${index},extra${index},${BCRYPT_2B},c${index}@example.com,`));
+    const result = await cli(['import', file('users.csv', `\uFEFFName,Source,Password_Hash,Email,Roles\n${rows.join('\n')}\n`)]);
+    expect(result.code, result.stderr).toBe(0);
+    const stored = await test.deps.db.selectFrom('users').select(['email', 'name', 'password_hash', 'roles']).orderBy('id').execute();
+    expect(stored).toEqual(
+      Array.from({ length: 40 }, (_, index) => ({
+        email: `c${index}@example.com`,
+        name: index % 2 === 0 ? `Name "${index}", Jr` : `Name ${index}`,
+        password_hash: index % 2 === 0 ? argon2id : BCRYPT_2B,
+        roles: '["user"]',
+      })),
+    );
+  });
+
   it('reports broken JSON lines, non-objects, non-UTF-8 and overlong lines by number, and keeps going', async () => {
     const good = (n: number) => JSON.stringify({ email: `j${n}@example.com`, name: `J ${n}`, password_hash: BCRYPT_2B });
     const content = Buffer.concat([
