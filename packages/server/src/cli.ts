@@ -31,8 +31,8 @@ const USAGE = `usage: gatehouse <command> [--json] [--help]
   users import <file> [--format jsonl|csv] [--dry-run] [--json]
                    add accounts from JSON lines or CSV (email, name, password_hash, roles), hashes kept as
                    they are (werkzeug, bcrypt, Argon2) and upgraded at each user's next login; existing
-                   emails are skipped; every bad line is reported with its number
-  users export [--json]
+                   emails are skipped; every bad line is reported with its number (--dry-run: write nothing)
+  users export [--with-hashes]
                    every account as JSON lines on stdout (password hashes included only with --with-hashes)
   sessions revoke --user <id|email> [--json]
                    end every session of an account (its refresh tokens stop working, its access tokens are refused)

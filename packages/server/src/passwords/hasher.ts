@@ -127,7 +127,7 @@ function argon2Check(storedHash: string): { kind: 'argon2_verify'; storedHash: s
   return stored !== null && hasSaneCost(stored) ? { kind: 'argon2_verify', storedHash } : null;
 }
 
-function parseStoredArgon2(storedHash: string): ParsedHashOptions | null {
+export function parseStoredArgon2(storedHash: string): ParsedHashOptions | null {
   if (!storedHash.startsWith('$argon2')) return null;
   try {
     return parseArgon2Options(storedHash);
@@ -136,7 +136,8 @@ function parseStoredArgon2(storedHash: string): ParsedHashOptions | null {
   }
 }
 
-function hasSaneCost(stored: ParsedHashOptions): boolean {
+/** Within the costs a login will verify (a stored hash past them never matches). */
+export function hasSaneCost(stored: ParsedHashOptions): boolean {
   return (
     stored.memoryCost <= MAX_STORED_MEMORY_COST_KIB &&
     stored.memoryCost * stored.timeCost <= MAX_STORED_MEMORY_TIME_PRODUCT &&
