@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
 import { createPasswordHasher, createPasswordPolicy, OWASP_ARGON2ID, type Argon2Parameters, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
-import type { DbOptions, DialectName } from './storage/db.ts';
+import type { DatabaseStats, DbOptions, DialectName } from './storage/db.ts';
 import { openDatabaseWithRetry, type DatabaseRetryOptions } from './storage/open-with-retry.ts';
 import type { Database } from './storage/schema.ts';
 import { createAccessTokens, type AccessTokens } from './tokens/access-tokens.ts';
@@ -26,6 +26,8 @@ export interface Deps {
   db: Kysely<Database>;
   /** Where the data lives and whether this start created it empty; main.ts logs it. */
   databaseInfo: { dialect: DialectName; location: string; created: boolean };
+  /** The connection pool and the count of failed queries, for metrics. */
+  databaseStats(): DatabaseStats;
   /** Also the hashing pool's stats() (threads, busy, queued, rejected) for logs and metrics. */
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
@@ -103,6 +105,7 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       clock,
       db,
       databaseInfo: { dialect: database.dialect, location: database.location, created: createdDatabase },
+      databaseStats: () => database.stats(),
       hasher,
       passwordPolicy: createPasswordPolicy({
         minLength: config.password.minLength,

@@ -6,6 +6,7 @@ import { startBackgroundTasks } from './background/tasks.ts';
 import { createDeps } from './deps.ts';
 import { buildApp } from './http/app.ts';
 import { KEY_RELOAD_INTERVAL_SECONDS } from './keys/rotation.ts';
+import { startMetricsListener, type MetricsListener } from './metrics/listener.ts';
 
 /**
  * loadConfig, then either one serving process (WORKERS=1, and each cluster worker) or, with
@@ -56,6 +57,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     { ...deps, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds },
     { syncIntervalMs: config.revocationSyncIntervalMs, keyReloadIntervalMs: KEY_RELOAD_INTERVAL_SECONDS * 1000, purgeIntervalMs: 10 * 60_000, onError: (error) => app.log.error({ err: error }, 'background task failed') },
   );
+  let metricsListener: MetricsListener | undefined;
   let closing = false;
   const shutdown = async (signal: NodeJS.Signals) => {
     if (closing) return;
@@ -63,6 +65,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     app.log.info({ signal }, 'shutting down');
     try {
       backgroundTasks.stop();
+      await metricsListener?.close();
       await app.close();
       await deps.close();
       process.exit(0);
@@ -75,6 +78,12 @@ async function serve(config: Readonly<Config>): Promise<void> {
   process.on('SIGINT', shutdown);
 
   await app.listen({ host: config.host, port: config.port });
+  // In a cluster the primary serves METRICS_PORT, for every worker at once (cluster/primary.ts).
+  if (config.metrics.port !== undefined && !cluster.isWorker && app.metrics) {
+    const { host, port } = config.metrics;
+    metricsListener = await startMetricsListener({ host, port }, app.metrics.scrape, (error) => app.log.warn({ reason: error.message }, 'metrics listener error'));
+    app.log.info({ metrics: { host, port: metricsListener.port } }, `metrics on http://${host}:${metricsListener.port}/metrics`);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -5,6 +5,8 @@ import type { Config } from '../config.ts';
 import { createDb, isDatabaseUnavailable } from '../storage/db.ts';
 import { createRestartBackoff, DEFAULT_RESTART_BACKOFF, type RestartBackoff, type RestartBackoffOptions } from './backoff.ts';
 import { createPrimaryLog, type PrimaryLog } from './primary-log.ts';
+import { createMetricsAggregator } from '../metrics/cluster.ts';
+import { startMetricsListener } from '../metrics/listener.ts';
 import { createSharedStateHost } from './shared-state-host.ts';
 
 export interface PrimaryOptions {
@@ -49,6 +51,7 @@ export async function runPrimary(config: Readonly<Config>, options: PrimaryOptio
   if (stopping) return;
 
   const host = createSharedStateHost();
+  const metrics = createMetricsAggregator(() => slots.map((slot) => slot.worker).filter((worker): worker is Worker => worker !== undefined));
   slots = Array.from({ length: config.workers }, (_, index) => ({
     index,
     backoff: createRestartBackoff(options.backoff ?? DEFAULT_RESTART_BACKOFF),
@@ -63,7 +66,10 @@ export async function runPrimary(config: Readonly<Config>, options: PrimaryOptio
     slot.worker = worker;
     slot.forkedAt = performance.now();
     host.attach(worker);
-    worker.on('message', (message: unknown) => host.handle(worker, message));
+    worker.on('message', (message: unknown) => {
+      host.handle(worker, message);
+      metrics.handle(worker, message);
+    });
     // A send to a worker that is exiting fails here rather than crash the primary.
     worker.on('error', (error: Error) => log.warn({ worker: { pid: worker.process.pid }, reason: error.message }, 'worker channel error'));
     worker.once('exit', (code, signal) => onExit(slot, worker, code, signal));
@@ -91,6 +97,13 @@ export async function runPrimary(config: Readonly<Config>, options: PrimaryOptio
     }, delayMs);
   }
 
+  // METRICS_PORT: the primary serves it (before any fork, so a taken port fails the start at once), adding up every worker's metrics.
+  if (config.metrics.port !== undefined) {
+    const { host: metricsHost, port } = config.metrics;
+    const scrape = async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: await metrics.collect() });
+    const listener = await startMetricsListener({ host: metricsHost, port }, scrape, (error) => log.warn({ reason: error.message }, 'metrics listener error'));
+    log.info({ metrics: { host: metricsHost, port: listener.port } }, `metrics on http://${metricsHost}:${listener.port}/metrics`);
+  }
   for (const slot of slots) fork(slot);
 }
 

@@ -6,7 +6,7 @@ import type { TrustProxy } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
-import { registerMetrics } from '../metrics/metrics.ts';
+import { metricsRoutes, registerMetrics } from '../metrics/metrics.ts';
 import { adminConsoleRoutes } from './routes/admin-console.ts';
 import { adminKeysClientsRoutes } from './routes/admin-keys-clients.ts';
 import { adminUserRoutes } from './routes/admin-users.ts';
@@ -120,6 +120,7 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     await adminUserRoutes(routes, deps);
     await auditRoutes(routes, deps);
     await adminKeysClientsRoutes(routes, deps);
+    await metricsRoutes(routes, deps);
     await adminConsoleRoutes(routes, deps);
   });
 

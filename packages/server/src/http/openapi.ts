@@ -74,6 +74,8 @@ const TAGS = [
   { name: 'oauth', description: 'The standard endpoints: token (RFC 6749), revocation (RFC 7009), introspection (RFC 7662), in form bodies and OAuth errors' },
   { name: 'revocations', description: 'The revocation feed, for resource servers that verify tokens locally (confidential clients)' },
   { name: 'audit', description: 'The audit log (admin role): who did what, to whom, from where' },
+  { name: 'keys', description: 'Admin: the signing keys, and their rotation' },
+  { name: 'clients', description: 'Admin: the registered clients (applications and services), enabled or disabled' },
 ];
 
 /** @fastify/swagger options: the document's header, and the decorations derived from the route schemas. */
@@ -94,6 +96,7 @@ export function swaggerOptions(config: Pick<Config, 'jwt'>): FastifyDynamicSwagg
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user access token from /login or /token/refresh' },
           accessTokenHeader: { type: 'apiKey', in: 'header', name: 'x-access-token', description: "The same access token in the seed's header" },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN, for GET /metrics on the API port' },
           clientBasic: {
             type: 'http',
             scheme: 'basic',

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { parseOptions as parseArgon2Options } from '@node-rs/argon2';
 import type { Algorithm, Options as Argon2Options, ParsedHashOptions, Version } from '@node-rs/argon2';
 import { AppError } from '../errors.ts';
-import { createHashingPool, type HashingPool, type HashingPoolOptions, type HashingPoolStats, type JobOptions, type QueueFullReport } from './hashing-pool.ts';
+import { createHashingPool, type HashingPool, type HashingPoolOptions, type HashingJobTiming, type HashingPoolStats, type JobOptions, type QueueFullReport } from './hashing-pool.ts';
 import { parseLegacyHash } from './legacy.ts';
 
 export interface Argon2Parameters {
@@ -39,6 +39,8 @@ export interface PasswordHasher {
   stats(): HashingPoolStats;
   /** Reports (rate-limited) while the queue is full and jobs are refused; returns an unsubscribe. */
   onQueueFull(listener: (report: QueueFullReport) => void): () => void;
+  /** Told of each hashing job a thread finished, with its queue wait and run time (metrics); returns an unsubscribe. */
+  onJobDone(listener: (timing: HashingJobTiming) => void): () => void;
   /** Stops the hashing threads. */
   close(): Promise<void>;
 }
@@ -118,6 +120,7 @@ export function createPasswordHasher(parameters: Argon2Parameters = OWASP_ARGON2
     },
     stats: () => pool.stats(),
     onQueueFull: (listener) => pool.onQueueFull(listener),
+    onJobDone: (listener) => pool.onJobDone(listener),
     close: () => pool.close(),
   };
 }

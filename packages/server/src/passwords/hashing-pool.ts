@@ -18,7 +18,18 @@ export interface HashingPool {
   stats(): HashingPoolStats;
   /** Called, at most once per QUEUE_FULL_REPORT_INTERVAL_MS, while jobs are refused; returns an unsubscribe. */
   onQueueFull(listener: (report: QueueFullReport) => void): () => void;
+  /** Told of each job a thread finished (metrics: hashing duration and queue wait); returns an unsubscribe. */
+  onJobDone(listener: (timing: HashingJobTiming) => void): () => void;
   close(): Promise<void>;
+}
+
+export interface HashingJobTiming {
+  /** argon2_hash, argon2_verify, or the legacy check that ran (scrypt_verify, pbkdf2_verify, bcrypt_verify). */
+  kind: string;
+  /** Time in the queue before a thread took the job. */
+  waitMs: number;
+  /** Time on the thread. */
+  runMs: number;
 }
 
 export interface HashingPoolOptions {
@@ -58,6 +69,7 @@ type Message = { kind: 'argon2_hash'; password: string; options: Argon2Options }
 
 interface Job {
   message: Message;
+  queuedAt: number;
   signal: AbortSignal | undefined;
   onStarted: (() => void) | undefined;
   onAbort: (() => void) | undefined;
@@ -114,6 +126,7 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
   const workerData = { argon2Path: resolveModule('@node-rs/argon2'), bcryptPath: resolveModule('@node-rs/bcrypt') };
   const idle: Worker[] = [];
   const busy = new Map<Worker, { job: Job; startedAt: number }>();
+  const jobDoneListeners = new Set<(timing: HashingJobTiming) => void>();
   const queue: Job[] = [];
   const queueFullListeners = new Set<(report: QueueFullReport) => void>();
   const counts = { rejected: 0, dropped: 0, started: 0 };
@@ -130,7 +143,9 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
       const running = busy.get(worker);
       busy.delete(worker);
       if (running) {
-        recordJobTime(performance.now() - running.startedAt);
+        const runMs = performance.now() - running.startedAt;
+        recordJobTime(runMs);
+        if (jobDoneListeners.size > 0) tellJobDone(running.job, running.startedAt, runMs);
         if (reply.error !== undefined) running.job.reject(new Error(reply.error));
         else running.job.resolve(reply.result);
       }
@@ -154,6 +169,17 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
   function recordJobTime(milliseconds: number): void {
     averageJobMs = measured ? averageJobMs * 0.8 + milliseconds * 0.2 : milliseconds;
     measured = true;
+  }
+
+  function tellJobDone(job: Job, startedAt: number, runMs: number): void {
+    const timing: HashingJobTiming = { kind: job.message.kind, waitMs: startedAt - job.queuedAt, runMs };
+    for (const listener of jobDoneListeners) {
+      try {
+        listener(timing);
+      } catch {
+        // A listener's failure must not fail the job it was told about.
+      }
+    }
   }
 
   function start(worker: Worker, job: Job): void {
@@ -196,7 +222,7 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
     const worker = idle.pop();
     if (!worker && queue.length >= queueMax) return Promise.reject(refuse());
     return new Promise<T>((resolve, reject) => {
-      const job: Job = { message, signal, onStarted, onAbort: undefined, resolve: resolve as (value: unknown) => void, reject };
+      const job: Job = { message, queuedAt: performance.now(), signal, onStarted, onAbort: undefined, resolve: resolve as (value: unknown) => void, reject };
       if (worker) return start(worker, job);
       if (signal) {
         // Only a waiting job can be dropped; once a thread has it, the work is already paid for.
@@ -226,6 +252,10 @@ export function createHashingPool(options: HashingPoolOptions = {}): HashingPool
     onQueueFull(listener) {
       queueFullListeners.add(listener);
       return () => queueFullListeners.delete(listener);
+    },
+    onJobDone(listener) {
+      jobDoneListeners.add(listener);
+      return () => jobDoneListeners.delete(listener);
     },
     async close() {
       closed = true;

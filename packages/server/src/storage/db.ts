@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type MigrationResultSet, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type LogEvent, type MigrationResultSet, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
@@ -17,8 +17,19 @@ export interface Db {
   migrate(): Promise<MigrationOutcome>;
   /** Cheap round trip for readiness checks. */
   ping(): Promise<void>;
+  /** Connection pool and failed queries, for metrics. */
+  stats(): DatabaseStats;
   close(): Promise<void>;
 }
+
+export interface DatabaseStats {
+  /** PostgreSQL's pool (SQLite has one connection and no pool): open, idle, and requests waiting for one. */
+  pool: { total: number; idle: number; waiting: number } | undefined;
+  /** Queries that failed since start: the database away or busy, a constraint refusal (a taken email), anything else. */
+  queryErrors: Record<QueryErrorKind, number>;
+}
+
+export type QueryErrorKind = 'unavailable' | 'constraint' | 'other';
 
 export interface MigrationOutcome extends MigrationResultSet {
   /** The first migration ran now: the database (SQLite file or PostgreSQL schema) was new and empty. */
@@ -45,12 +56,19 @@ const FIRST_MIGRATION = Object.keys(migrations).sort()[0];
 export async function createDb(databaseUrl: string, options: DbOptions = {}): Promise<Db> {
   const dialect: DialectName = databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres';
   const location = await databaseLocation(databaseUrl);
+  const queryErrors: Record<QueryErrorKind, number> = { unavailable: 0, constraint: 0, other: 0 };
+  // Kysely tells every query to a log function; only failures are counted, the rest return at once.
+  const log = (event: LogEvent) => {
+    if (event.level === 'error') queryErrors[queryErrorKind(event.error)] += 1;
+  };
   let kysely: Kysely<Database>;
+  let pgPool: pg.Pool | undefined;
   if (dialect === 'sqlite') {
     const filePath = databaseUrl.slice('sqlite:'.length);
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath, options.timeouts?.queryMs) }) });
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath, options.timeouts?.queryMs) }), log });
   } else {
-    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: await openPostgresPool(databaseUrl, options) }) });
+    pgPool = await openPostgresPool(databaseUrl, options);
+    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingTimedOutClients(pgPool) }), log });
   }
 
   return {
@@ -68,6 +86,10 @@ export async function createDb(databaseUrl: string, options: DbOptions = {}): Pr
       }
     },
     ping: () => pingDatabase(kysely),
+    stats: () => ({
+      pool: pgPool ? { total: pgPool.totalCount, idle: pgPool.idleCount, waiting: pgPool.waitingCount } : undefined,
+      queryErrors: { ...queryErrors },
+    }),
     close: () => kysely.destroy(),
   };
 }
@@ -128,7 +150,7 @@ async function openSqlite(filePath: string, busyTimeoutMs = 5000) {
   };
 }
 
-async function openPostgresPool(databaseUrl: string, options: DbOptions): Promise<PostgresPool> {
+async function openPostgresPool(databaseUrl: string, options: DbOptions): Promise<pg.Pool> {
   const { default: pg } = await import('pg');
   const queryMs = options.timeouts?.queryMs ?? 0;
   const pool = new pg.Pool({
@@ -162,7 +184,7 @@ async function openPostgresPool(databaseUrl: string, options: DbOptions): Promis
   };
   pool.on('connect', (client) => client.on('error', (error) => report(client, error)));
   pool.on('error', (error, client) => report(client, error));
-  return discardingTimedOutClients(pool);
+  return pool;
 }
 
 /**
@@ -200,6 +222,11 @@ function isQueryTimeout(error: unknown): boolean {
 /** Cheap round trip for readiness checks. */
 export async function pingDatabase(db: Kysely<Database>): Promise<void> {
   await sql`select 1`.execute(db);
+}
+
+function queryErrorKind(error: unknown): QueryErrorKind {
+  if (isDatabaseUnavailable(error)) return 'unavailable';
+  return isUniqueViolation(error) ? 'constraint' : 'other';
 }
 
 /** True when the error is the database refusing a duplicate key, on either dialect. */
