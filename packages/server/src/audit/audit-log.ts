@@ -186,13 +186,18 @@ function text(value: string | null | undefined, max: number): string | null {
   return value.replaceAll('\u0000', '').slice(0, max);
 }
 
+function isScalarFlag(value: unknown): boolean {
+  return value === null || typeof value === 'number' || typeof value === 'boolean';
+}
+
 function redact(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return value.replaceAll('\u0000', '');
   if (value === null || typeof value !== 'object') return value;
   if (depth > 4) return '[nested]';
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
   const result: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) result[key] = SECRET_KEY.test(key) ? REDACTED : redact(item, depth + 1);
+  // A number, a boolean or null under such a key is a count or a flag (unknown_hash_format: 3), never a credential.
+  for (const [key, item] of Object.entries(value)) result[key] = SECRET_KEY.test(key) && !isScalarFlag(item) ? REDACTED : redact(item, depth + 1);
   return result;
 }
 
