@@ -291,6 +291,12 @@ describe.each(testDialects())('gatehouse users import|export [%s]', (dialect) =>
     const withHashes = await cli(['export', '--with-hashes']);
     const rows = withHashes.stdout.trim().split('\n').map((line) => JSON.parse(line));
     expect(rows.map((row) => row.password_hash)).toEqual([expect.stringMatching(/^\$argon2id\$/), BCRYPT_2B]);
+    // Each export is audited, saying whether the hashes left with it.
+    const exports = await test.deps.db.selectFrom('audit_events').selectAll().where('action', '=', 'admin.users_export').orderBy('id').execute();
+    expect(exports.map((event) => [event.actor_type, JSON.parse(event.details!)])).toEqual([
+      ['operator', { users: 2, with_hashes: false }],
+      ['operator', { users: 2, with_hashes: true }],
+    ]);
 
     const other = await createTestDatabase(dialect);
     try {

@@ -27,6 +27,8 @@ export type AuditAction =
   | 'admin.session_revoke'
   | 'admin.user_sessions_revoke'
   | 'admin.users_import'
+  /** `gatehouse users export` (details.with_hashes: the password hashes went out too). */
+  | 'admin.users_export'
   | 'key.rotate'
   | 'key.reencrypt'
   | 'client.create'

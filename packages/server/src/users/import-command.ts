@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { createAuditLog } from '../audit/audit-log.ts';
 import type { CommandIo } from '../clients/commands.ts';
 import { systemClock } from '../clock.ts';
+import { writeAuditEvent } from '../audit/audit-log.ts';
 import { loadConfig } from '../config.ts';
 import { createDb, isDatabaseUnavailable, type Db } from '../storage/db.ts';
 import { listUserRowsAfter } from '../storage/user-import.ts';
@@ -165,6 +166,7 @@ async function runExport(withHashes: boolean, io: ImportCommandIo): Promise<numb
   try {
     database = await createDb(config.databaseUrl);
     let afterId = 0;
+    let exported = 0;
     for (;;) {
       const page = await listUserRowsAfter(database.kysely, afterId, EXPORT_PAGE_SIZE);
       for (const row of page) {
@@ -183,7 +185,16 @@ async function runExport(withHashes: boolean, io: ImportCommandIo): Promise<numb
           await new Promise<void>((resolve) => io.stdout.once!('drain', resolve));
         }
       }
-      if (page.length < EXPORT_PAGE_SIZE) return 0;
+      exported += page.length;
+      if (page.length < EXPORT_PAGE_SIZE) {
+        // Who took every account out, and whether with the hashes (credentials an attacker could crack offline).
+        await writeAuditEvent(database.kysely, io.clock ?? systemClock, {
+          action: 'admin.users_export',
+          actor: { type: 'operator' },
+          details: { users: exported, with_hashes: withHashes },
+        });
+        return 0;
+      }
       afterId = Number(page[page.length - 1]!.id);
     }
   } catch (error) {
