@@ -77,7 +77,10 @@ export function AuditPage(props: { api: AdminApi; query: URLSearchParams }) {
 
   const search = (event: Event) => {
     event.preventDefault();
-    navigate(`/audit${queryOf({ ...form, since: isoFromLocalInput(form.since ?? ''), until: isoFromLocalInput(form.until ?? '') })}`, { replace: true });
+    const query = queryOf({ ...form, since: isoFromLocalInput(form.since ?? ''), until: isoFromLocalInput(form.until ?? '') });
+    // The same filters again: the address stays, so reload here (new events may have come in).
+    if (query === queryOf({ ...filters })) void load(null);
+    else navigate(`/audit${query}`, { replace: true });
   };
   const field = (name: keyof AuditFilters) => ({
     id: `audit-${name}`,

@@ -25,6 +25,8 @@ export function UsersPage(props: { api: AdminApi; query: URLSearchParams }) {
   const [page, setPage] = useState<{ users: AdminUser[]; next_cursor: string | null } | null>(null);
   const [error, setError] = useState('');
   const cursor = cursors[cursors.length - 1] ?? null;
+  // Searching again with the same filters reloads: the address does not change, so this does.
+  const [generation, setGeneration] = useState(0);
   const results = useRef<HTMLHeadingElement>(null);
   const [focusResults, setFocusResults] = useState(() => {
     const wanted = focusResultsOnMount;
@@ -47,13 +49,20 @@ export function UsersPage(props: { api: AdminApi; query: URLSearchParams }) {
     return () => {
       current = false;
     };
-  }, [cursor]);
+  }, [cursor, generation]);
 
   const search = (event: Event) => {
     event.preventDefault();
     // A new search is a new address (the page remounts with its filters and the first page).
+    const query = queryOf({ email: form.email?.trim(), role: form.role?.trim(), disabled: form.disabled });
+    if (query === queryOf({ ...filters })) {
+      setFocusResults(true);
+      setCursors([null]);
+      setGeneration(generation + 1);
+      return;
+    }
     focusResultsOnMount = true;
-    navigate(`/users${queryOf({ email: form.email?.trim(), role: form.role?.trim(), disabled: form.disabled })}`, { replace: true });
+    navigate(`/users${query}`, { replace: true });
   };
   const count = page?.users.length ?? 0;
 

@@ -29,7 +29,7 @@ export function findAdminConsoleDist(from: string = dirname(fileURLToPath(import
 }
 
 /** The admin console's static files at /admin, with a strict CSP; any other path below it is the app's page. */
-export async function adminConsoleRoutes(app: FastifyInstance, _deps: Deps, root: string | undefined = findAdminConsoleDist()): Promise<void> {
+export async function adminConsoleRoutes(app: FastifyInstance, _deps: Deps, root: string | null = findAdminConsoleDist() ?? null): Promise<void> {
   await app.register(async (scope) => {
     scope.addHook('onRequest', (_request, reply, done) => {
       reply.header('content-security-policy', ADMIN_CONSOLE_CSP);
