@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useId, useRef } from 'preact/hooks';
 import { formatTime } from './format.ts';
 import { followLink } from './router.ts';
 import { BASE } from './router.ts';
@@ -61,6 +61,8 @@ export function ConfirmDialog(props: {
   onCancel: () => void;
 }) {
   const dialog = useRef<HTMLDialogElement>(null);
+  // A page may hold several dialogs: each names itself by ids of its own.
+  const id = useId();
   useEffect(() => {
     const element = dialog.current;
     if (!element) return;
@@ -68,9 +70,9 @@ export function ConfirmDialog(props: {
     if (!props.open && element.open) element.close();
   }, [props.open]);
   return (
-    <dialog ref={dialog} aria-labelledby="confirm-title" aria-describedby="confirm-body" onClose={() => props.open && props.onCancel()}>
-      <h2 id="confirm-title">{props.title}</h2>
-      <div id="confirm-body">{props.children}</div>
+    <dialog ref={dialog} aria-labelledby={`${id}-title`} aria-describedby={`${id}-body`} onClose={() => props.open && props.onCancel()}>
+      <h2 id={`${id}-title`}>{props.title}</h2>
+      <div id={`${id}-body`}>{props.children}</div>
       <div class="actions">
         {/* Cancel first and focused: Enter on an opened dialog must not destroy anything. */}
         <button type="button" autoFocus onClick={props.onCancel}>

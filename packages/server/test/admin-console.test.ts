@@ -6,7 +6,7 @@
  * HTTP, not in the page: a disabled user's token refused, the audit entry stored.
  * Skipped only when /usr/bin/chromium is missing outside CI; under CI=true a missing Chromium fails.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,12 +146,19 @@ describe.skipIf(!runsInBrowser)('the admin console in Chromium', () => {
       );
     }
 
-    afterEach(async () => {
+    afterEach(async (run) => {
+      // A failed run leaves what the browser showed, to read next to the error.
+      if (run.task.result?.state === 'fail' && page && !page.isClosed()) {
+        const name = `${dialect}-failed-${run.task.name.slice(0, 40).replace(/[^a-z0-9]+/gi, '-')}`;
+        await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true }).catch(() => undefined);
+        writeFileSync(join(SCREENSHOTS, `${name}.html`), await page.content().catch(() => ''));
+      }
       await context?.close();
       await test?.close();
     });
 
-    const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${dialect}-${name}.png`), fullPage: true });
+    // A modal dialog's backdrop covers the viewport only: those are taken as the viewport shows them.
+    const shot = (name: string, fullPage = true) => page.screenshot({ path: join(SCREENSHOTS, `${dialect}-${name}.png`), fullPage });
 
     /** axe-core in the page (evaluated through the DevTools protocol, which the page's CSP does not govern). */
     async function expectAccessible(what: string): Promise<void> {
@@ -364,7 +371,7 @@ describe.skipIf(!runsInBrowser)('the admin console in Chromium', () => {
       await dialog.waitFor();
       await expect.poll(focused).toBe('button Cancel');
       await expectAccessible('the delete dialog');
-      await shot('08-delete-dialog');
+      await shot('08-delete-dialog', false);
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'hidden' });
       expect(await focused()).toBe('button Delete user');
