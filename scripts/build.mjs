@@ -3,8 +3,10 @@
 // Pure-ESM libraries whose index pulls in far more than we use are bundled and tree-shaken
 // (about 14 MB less resident memory); everything else, native addons included, stays in node_modules.
 // zxcvbn-ts stays there too: a worker thread require()s its CommonJS build on the first password check.
+// Then the admin console (packages/admin-console, Vite), only when a source is newer than its dist/.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { buildAdminConsole } from '../packages/admin-console/build.mjs';
 
 const root = new URL('../', import.meta.url);
 const BUNDLED = new Set(['kysely', 'jose', '@sinclair/typebox']);
@@ -24,3 +26,4 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
+await buildAdminConsole({ quiet: true });

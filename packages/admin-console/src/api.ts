@@ -1,0 +1,184 @@
+// The admin API as the console uses it (the shapes of the HTTP contract in DESIGN.md / the OpenAPI
+// document). Every call goes through @gatehouse/client, which keeps the tokens in memory only and
+// refreshes them single-flight before they expire and on a 401.
+import { createGatehouseClient, type GatehouseClient } from '@gatehouse/client';
+
+export interface AdminUser {
+  id: number;
+  email: string;
+  name: string;
+  roles: string[];
+  disabled: boolean;
+  disabled_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UserSession {
+  id: string;
+  client_id: string | null;
+  audience: string | null;
+  created_at: string;
+  last_refreshed_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+}
+
+export interface AuditEvent {
+  id: number;
+  occurred_at: string;
+  action: string;
+  outcome: 'success' | 'failure';
+  reason: string | null;
+  actor: { type: string; id: string | null };
+  subject: { type: string; id: string } | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface SigningKey {
+  kid: string;
+  algorithm: string;
+  state: 'pending' | 'active' | 'retired';
+  created_at: string;
+  activates_at: string | null;
+  retired_at: string | null;
+  expires_at: string | null;
+}
+
+export interface ServiceClient {
+  id: string;
+  name: string;
+  type: string;
+  audiences: string[];
+  scopes: string[];
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UserFilters {
+  email?: string;
+  role?: string;
+  disabled?: 'true' | 'false';
+}
+
+export interface AuditFilters {
+  action?: string;
+  user_id?: string;
+  outcome?: string;
+  since?: string;
+  until?: string;
+}
+
+interface Envelope<T> {
+  status: boolean;
+  code: number;
+  message: string;
+  data: T;
+}
+
+/** The query string of the set, non-empty values. */
+export function queryOf(values: Record<string, string | number | undefined | null>): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(values)) {
+    if (value !== undefined && value !== null && value !== '') query.set(name, String(value));
+  }
+  const text = query.toString();
+  return text ? `?${text}` : '';
+}
+
+export const PAGE_SIZE = 20;
+
+export class AdminApi {
+  constructor(readonly client: GatehouseClient) {}
+
+  async #data<T>(path: string, options: { method?: string; body?: unknown } = {}): Promise<Envelope<T>> {
+    return this.client.request<Envelope<T>>(path, options);
+  }
+
+  /** GET /users keeps the seed's bare shape: no envelope. */
+  listUsers(filters: UserFilters, cursor: string | null): Promise<{ users: AdminUser[]; next_cursor: string | null }> {
+    return this.client.request(`/users${queryOf({ ...filters, limit: PAGE_SIZE, cursor })}`);
+  }
+
+  async getUser(id: number): Promise<AdminUser> {
+    return (await this.#data<AdminUser>(`/users/${id}`)).data;
+  }
+
+  async updateUser(id: number, changes: Partial<Pick<AdminUser, 'name' | 'email' | 'roles' | 'disabled'>>): Promise<AdminUser> {
+    return (await this.#data<AdminUser>(`/users/${id}`, { method: 'PATCH', body: changes })).data;
+  }
+
+  async deleteUser(id: number): Promise<void> {
+    await this.#data<null>(`/users/${id}`, { method: 'DELETE' });
+  }
+
+  async listSessions(userId: number, activeOnly: boolean): Promise<UserSession[]> {
+    return (await this.#data<{ sessions: UserSession[] }>(`/users/${userId}/sessions${activeOnly ? '?active=true' : ''}`)).data.sessions;
+  }
+
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.#data<null>(`/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' });
+  }
+
+  async revokeUserSessions(userId: number): Promise<number> {
+    return (await this.#data<{ revoked: number }>(`/users/${userId}/sessions/revoke`, { method: 'POST' })).data.revoked;
+  }
+
+  async listAudit(filters: AuditFilters, cursor: string | null): Promise<{ events: AuditEvent[]; next_cursor: string | null }> {
+    return (await this.#data<{ events: AuditEvent[]; next_cursor: string | null }>(`/audit${queryOf({ ...filters, limit: PAGE_SIZE, cursor })}`)).data;
+  }
+
+  async listKeys(): Promise<SigningKey[]> {
+    return (await this.#data<{ keys: SigningKey[] }>('/keys')).data.keys;
+  }
+
+  async rotateKey(now: boolean): Promise<{ kid: string; activates_at: string }> {
+    return (await this.#data<{ kid: string; activates_at: string }>('/keys/rotate', { method: 'POST', body: { now } })).data;
+  }
+
+  async listClients(): Promise<ServiceClient[]> {
+    return (await this.#data<{ clients: ServiceClient[] }>('/clients')).data.clients;
+  }
+
+  async setClientDisabled(id: string, disabled: boolean): Promise<ServiceClient> {
+    return (await this.#data<ServiceClient>(`/clients/${encodeURIComponent(id)}`, { method: 'PATCH', body: { disabled } })).data;
+  }
+}
+
+export interface SignedIn {
+  api: AdminApi;
+  user: { id: number; email: string; name: string };
+}
+
+/**
+ * The roles the access token carries. Only to turn a non-admin away at once with a clear message:
+ * the server checks the role on every admin call, whatever this says.
+ */
+export function tokenRoles(accessToken: string): string[] {
+  try {
+    const payload = accessToken.split('.')[1] ?? '';
+    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+    const roles = (JSON.parse(json) as { roles?: unknown }).roles;
+    return Array.isArray(roles) ? roles.filter((role): role is string => typeof role === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+export class NotAnAdmin extends Error {}
+
+/** Logs in through POST /login (as any app does) and keeps the session only if it is an admin's. */
+export async function signIn(email: string, password: string, onSessionEnd: (message: string) => void): Promise<SignedIn> {
+  const client = createGatehouseClient({ baseUrl: location.origin, onSessionEnd: (error) => onSessionEnd(error.message) });
+  const user = await client.login({ email, password });
+  if (!tokenRoles(await client.accessToken()).includes('admin')) {
+    await client.logout().catch(() => undefined);
+    throw new NotAnAdmin('This account has no admin role.');
+  }
+  return { api: new AdminApi(client), user };
+}
