@@ -114,7 +114,7 @@ describe('serving /admin', () => {
   });
 });
 
-describe.skipIf(!runsInBrowser)('the admin console in Chromium', () => {
+describe.skipIf(!runsInBrowser)('[browser] the admin console in Chromium', () => {
   let browser: Browser;
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
