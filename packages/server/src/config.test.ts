@@ -47,7 +47,20 @@ describe('loadConfig', () => {
       keyEncryptionSecret: undefined,
       logLevel: 'info',
       adminEmail: undefined,
+      roles: ['user', 'admin'],
+      auditRetentionDays: 365,
+      metrics: { token: undefined, port: undefined, host: '127.0.0.1' },
     });
+  });
+
+  it('reads ROLES (user and admin always there), AUDIT_RETENTION_DAYS and the metrics settings, refusing bad values', () => {
+    expect(loadConfig({ ROLES: 'editor, billing.read ,editor' }).roles).toEqual(['user', 'admin', 'editor', 'billing.read']);
+    expect(loadConfig({ AUDIT_RETENTION_DAYS: '0' }).auditRetentionDays).toBe(0);
+    expect(loadConfig({ METRICS_TOKEN: 'a'.repeat(16), METRICS_PORT: '9464', METRICS_HOST: '10.0.0.5' }).metrics).toEqual({ token: 'a'.repeat(16), port: 9464, host: '10.0.0.5' });
+    expect(() => loadConfig({ ROLES: 'user,Admin Role' })).toThrow(/ROLES entry "Admin Role"/);
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN must be at least 16 characters/);
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT must be an integer/);
+    expect(() => loadConfig({ AUDIT_RETENTION_DAYS: '-1' })).toThrow(/AUDIT_RETENTION_DAYS/);
   });
 
   it('treats empty and blank values as unset', () => {

@@ -80,8 +80,8 @@ async function serve(config: Readonly<Config>): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   // In a cluster the primary serves METRICS_PORT, for every worker at once (cluster/primary.ts).
   if (config.metrics.port !== undefined && !cluster.isWorker && app.metrics) {
-    const { host, port } = config.metrics;
-    metricsListener = await startMetricsListener({ host, port }, app.metrics.scrape, (error) => app.log.warn({ reason: error.message }, 'metrics listener error'));
+    const { host, port, token } = config.metrics;
+    metricsListener = await startMetricsListener({ host, port, token }, app.metrics.scrape, (error) => app.log.warn({ reason: error.message }, 'metrics listener error'));
     app.log.info({ metrics: { host, port: metricsListener.port } }, `metrics on http://${host}:${metricsListener.port}/metrics`);
   }
 }

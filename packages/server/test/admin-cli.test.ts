@@ -90,6 +90,11 @@ describe.each(testDialects())('gatehouse users list|show|disable|enable|delete|s
     const asJson = JSON.parse((await users(['show', String(ada.id), '--json'])).stdout);
     expect(asJson.user).toMatchObject({ id: ada.id, email: 'ada@example.com', roles: ['user'], disabled: false });
     expect(asJson.sessions).toHaveLength(1);
+    // A name is the user's own text: a C1 control (U+009B is CSI on some terminals) never reaches the terminal.
+    await test.deps.db.updateTable('users').set({ name: 'Evil\u009b31mRed\u001b[0m' }).where('id', '=', ada.id).execute();
+    const hostile = await users(['show', String(ada.id)]);
+    expect(hostile.stdout).toContain('  name: Evil\ufffd31mRed\ufffd[0m\n');
+    expect(hostile.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
     expect(JSON.stringify(asJson)).not.toMatch(/argon2|password/i);
     expect(await users(['show', 'nobody@example.com'])).toMatchObject({ code: 1, stdout: '', stderr: 'gatehouse: no such user\n' });
     expect(await users(['show', String(ada.id + 1000)])).toMatchObject({ code: 1, stderr: 'gatehouse: no such user\n' });

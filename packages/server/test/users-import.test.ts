@@ -136,6 +136,9 @@ describe.each(testDialects())('gatehouse users import|export [%s]', (dialect) =>
       'line 16: invalid_csv',
     ]);
     expect(result.stderr).toContain('line 10: duplicate_email: GOOD1@example.com is already on line 2 of this file');
+    // What is not an email is not echoed: a swapped column may hold a hash or a password.
+    expect(result.stderr).toContain('line 9: invalid_email: not an email address\n');
+    expect(result.stderr).not.toContain('not-an-email');
     expect(result.stderr).toContain('line 12: invalid_roles: role root not in ROLES (user, admin, support)');
     expect(result.stderr).toContain('line 16: invalid_csv: bad CSV quoting: quote not closed (the record runs from line 16 to 17)');
     expect(result.stdout).toMatch(/^imported 3 users from .*users\.csv \(13 records, 0 already registered and skipped, 10 refused\)/);

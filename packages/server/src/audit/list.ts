@@ -22,8 +22,13 @@ export function decodeAuditCursor(cursor: string): number {
 
 /** An ISO 8601 date (or date and time) as epoch milliseconds; a clear invalid_input naming the field otherwise. */
 export function parseAuditTime(value: string, field: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.test(value) ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw new AppError('invalid_input', `bad ${field}`, { fieldErrors: [{ field, message: `${field} must be an ISO 8601 date or date-time` }] });
+  const date = /^(\d{4})-(\d{2})-(\d{2})([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.exec(value);
+  const ms = date ? Date.parse(value) : NaN;
+  // Date.parse rolls 2026-02-30 over into March: the calendar date must exist as written.
+  const [year, month, day] = date ? [Number(date[1]), Number(date[2]), Number(date[3])] : [0, 0, 0];
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  const exists = calendar.getUTCFullYear() === year && calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day;
+  if (!Number.isFinite(ms) || !exists) throw new AppError('invalid_input', `bad ${field}`, { fieldErrors: [{ field, message: `${field} must be an ISO 8601 date or date-time` }] });
   return ms;
 }
 

@@ -60,7 +60,12 @@ export async function changePassword(
     throw new AppError('wrong_password', 'current password is incorrect');
   }
   await attempt.succeeded();
-  await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(newPassword, options), deps.clock.nowSeconds());
+  // Only over the hash just checked: of two changes racing with the same current password, the second is refused.
+  const replaced = await updatePasswordHash(deps.db, user.id, await deps.hasher.hash(newPassword, options), deps.clock.nowSeconds(), { replacing: user.password_hash });
+  if (!replaced) {
+    audit({ outcome: 'failure', reason: 'changed_meanwhile' });
+    throw new AppError('wrong_password', 'the password changed while this request was checked');
+  }
   const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
   audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
 }

@@ -14,7 +14,7 @@ export interface LoginDeps extends SessionDeps {
 }
 
 /** Why a login failed: stored in the audit log, never told to the client (one answer for all of them). */
-export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked';
+export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login';
 
 export interface LoginResult {
   user: PublicUser;
@@ -44,8 +44,8 @@ export async function login(
       actor: { type: 'anonymous' },
       ...(userId !== undefined ? { subject: { type: 'user', id: String(userId) } } : {}),
       ...(client.context ? { context: client.context } : {}),
-      // The email as typed (the account tried), never the password.
-      details: { email: input.email, client_id: clientId },
+      // The email as typed (the account tried), only when it looks like one: a password typed into the email field stays out.
+      details: { ...typedEmail(input.email), client_id: clientId },
     });
   // Counted before the password is checked: concurrent guesses cannot outrun the limit.
   let attempt: LoginAttempt;
@@ -76,19 +76,27 @@ export async function login(
         actor: { type: 'anonymous' },
         ...(user ? { subject: { type: 'user', id: String(user.id) } } : {}),
         ...(client.context ? { context: client.context } : {}),
-        details: { email: input.email, scope: 'login', lock_seconds: attempt.lockoutIfFailed.seconds },
+        details: { ...typedEmail(input.email), scope: 'login', lock_seconds: attempt.lockoutIfFailed.seconds },
       });
     }
     throw invalidCredentials(input.email);
   }
   await attempt.succeeded();
 
+  let checkedHash = user.password_hash;
   if (verified.needsRehash) {
     // Imported (werkzeug, bcrypt), outdated or un-normalised hashes become Argon2id of the NFKC form once the
     // password is known. Best effort: a full hashing queue must not turn a verified login into a 503.
-    await rehash(deps, user.id, input.password);
+    checkedHash = await rehash(deps, user.id, input.password, checkedHash);
   }
-  const tokens = await startSession(deps, { userId: Number(user.id), email: user.email, roles: parseRoles(user.roles) }, input.sessionClient ?? DEFAULT_SESSION_CLIENT);
+  // Opened only if the account is still there, enabled, with the password just checked: an admin
+  // change or a password change made while the hash was being checked wins (auth/sessions.ts).
+  const started = await startSession(deps, { userId: Number(user.id), passwordHash: checkedHash }, input.sessionClient ?? DEFAULT_SESSION_CLIENT);
+  if (!started) {
+    failed('changed_during_login', user.id);
+    throw invalidCredentials(input.email);
+  }
+  const { tokens } = started;
   deps.audit.record({
     action: 'user.login',
     actor: { type: 'user', id: String(user.id) },
@@ -96,18 +104,31 @@ export async function login(
     ...(client.context ? { context: client.context } : {}),
     details: { session_id: tokens.sessionId, client_id: clientId },
   });
-  return { user: toPublicUser(user), tokens };
+  return { user: toPublicUser(started.user), tokens };
 }
 
-async function rehash(deps: LoginDeps, userId: number, password: string): Promise<void> {
+/**
+ * The hash the user has afterwards: the new one, or the checked one when hashing was refused (the
+ * next login tries again) or the password changed meanwhile (the update is conditional on the
+ * checked hash, so an old password never overwrites a new one).
+ */
+async function rehash(deps: LoginDeps, userId: number, password: string, checkedHash: string): Promise<string> {
   let passwordHash: string;
   try {
     passwordHash = await deps.hasher.hash(password);
   } catch (error) {
-    if (isAppError(error, 'unavailable')) return; // the next login tries again
+    if (isAppError(error, 'unavailable')) return checkedHash;
     throw error;
   }
-  await updatePasswordHash(deps.db, userId, passwordHash, deps.clock.nowSeconds());
+  const replaced = await updatePasswordHash(deps.db, userId, passwordHash, deps.clock.nowSeconds(), { replacing: checkedHash });
+  return replaced ? passwordHash : checkedHash;
+}
+
+const EMAIL_SHAPE = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
+
+/** What the audit log keeps of the email a failed login typed: the address if it is one, else only that it was not. */
+export function typedEmail(email: string): { email: string } | { email_invalid: true } {
+  return email.length <= 254 && EMAIL_SHAPE.test(email) ? { email } : { email_invalid: true };
 }
 
 /** The seed echoes the email (never the password) in the failure body. */

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import { insertSessionWithToken } from '../storage/sessions.ts';
+import { insertSessionForUser } from '../storage/sessions.ts';
+import type { UserRow } from '../storage/users.ts';
+import { parseRoles } from '../users/user.ts';
 import type { Database } from '../storage/schema.ts';
 import type { AccessTokens } from '../tokens/access-tokens.ts';
 import { generateRefreshToken, hashRefreshToken } from '../tokens/refresh-tokens.ts';
@@ -21,10 +23,10 @@ export interface SessionDeps {
   accessTokens: AccessTokens;
 }
 
+/** Whom the session is for; with passwordHash, only while the user still has that password (login). */
 export interface SessionSubject {
   userId: number;
-  email: string;
-  roles: string[];
+  passwordHash?: string;
 }
 
 /** Who the session's tokens are for: the client signed in through, and the audience (null: JWT_AUDIENCE) it may ask for. */
@@ -34,16 +36,20 @@ export interface SessionClient {
 }
 
 /**
- * A new session: its first refresh token (stored hashed) and an access token bound to it by sid.
- * The session remembers its client and audience, so every refresh issues tokens for the same ones.
+ * A new session: its first refresh token (stored hashed) and an access token bound to it by sid,
+ * carrying the email and roles the user has as the session opens (storage/sessions.ts
+ * insertSessionForUser). The session remembers its client and audience, so every refresh issues
+ * tokens for the same ones. Undefined when the user may not have a session any more (deleted,
+ * disabled, or the password changed since it was checked).
  */
-export async function startSession(deps: SessionDeps, subject: SessionSubject, sessionClient: SessionClient): Promise<SessionTokens> {
+export async function startSession(deps: SessionDeps, subject: SessionSubject, sessionClient: SessionClient): Promise<{ tokens: SessionTokens; user: UserRow } | undefined> {
   const now = deps.clock.nowSeconds();
   const sessionId = randomBytes(16).toString('base64url');
   const refreshToken = generateRefreshToken();
   const expiresAt = sessionExpiresAt(deps.config, now, now);
-  await insertSessionWithToken(
+  const user = await insertSessionForUser(
     deps.db,
+    subject,
     {
       id: sessionId,
       user_id: subject.userId,
@@ -57,8 +63,9 @@ export async function startSession(deps: SessionDeps, subject: SessionSubject, s
     },
     { token_hash: hashRefreshToken(refreshToken), session_id: sessionId, parent_hash: null, created_at: now, expires_at: expiresAt, used_at: null, child_hash: null },
   );
-  const access = await deps.accessTokens.issueUserToken({ ...subject, sessionId, ...sessionClient });
-  return { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken, sessionId };
+  if (!user) return undefined;
+  const access = await deps.accessTokens.issueUserToken({ userId: subject.userId, email: user.email, roles: parseRoles(user.roles), sessionId, ...sessionClient });
+  return { tokens: { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken, sessionId }, user };
 }
 
 /**

@@ -101,7 +101,7 @@ export async function runPrimary(config: Readonly<Config>, options: PrimaryOptio
   if (config.metrics.port !== undefined) {
     const { host: metricsHost, port } = config.metrics;
     const scrape = async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: await metrics.collect() });
-    const listener = await startMetricsListener({ host: metricsHost, port }, scrape, (error) => log.warn({ reason: error.message }, 'metrics listener error'));
+    const listener = await startMetricsListener({ host: metricsHost, port, token: config.metrics.token }, scrape, (error) => log.warn({ reason: error.message }, 'metrics listener error'));
     log.info({ metrics: { host: metricsHost, port: listener.port } }, `metrics on http://${metricsHost}:${listener.port}/metrics`);
   }
   for (const slot of slots) fork(slot);

@@ -21,7 +21,7 @@ const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 const HASHING_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** Login failure reasons (audit/events.ts); anything else is counted as `other`, so a label never grows unbounded. */
-const LOGIN_FAILURE_REASONS = ['unknown_email', 'wrong_password', 'locked', 'disabled', 'rate_limited'] as const;
+const LOGIN_FAILURE_REASONS = ['unknown_email', 'wrong_password', 'locked', 'disabled', 'changed_during_login', 'rate_limited'] as const;
 const QUERY_ERROR_KINDS: QueryErrorKind[] = ['unavailable', 'constraint', 'other'];
 
 let processRegistry: Registry | undefined;
@@ -60,7 +60,7 @@ export function createGatehouseMetrics(deps: Deps): GatehouseMetrics {
   });
   const logins = new Counter({
     name: 'gatehouse_logins_total',
-    help: 'Password logins by outcome; a failure by reason (unknown_email, wrong_password, locked, disabled, rate_limited)',
+    help: 'Password logins by outcome; a failure by reason (unknown_email, wrong_password, locked, disabled, changed_during_login, rate_limited)',
     labelNames: ['outcome', 'reason'] as const,
     registers,
   });

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -9,15 +10,36 @@ export interface MetricsListener {
 export type ScrapeMetrics = () => Promise<{ contentType: string; body: string }>;
 
 /**
- * METRICS_PORT: GET /metrics on a listener of its own (bound to METRICS_HOST, 127.0.0.1 by default),
- * for a network only the scraper reaches; no token there, and nothing else served. A plain node:http
- * server: none of the API's hooks, and a scrape never competes with the API for its rate limits.
+ * Whether an Authorization header carries the metrics token. Both sides are hashed, so
+ * timingSafeEqual compares equal lengths and the comparison tells nothing of the token's length.
  */
-export async function startMetricsListener(address: { host: string; port: number }, scrape: ScrapeMetrics, onError: (error: Error) => void): Promise<MetricsListener> {
+export function presentsMetricsToken(authorization: string | undefined, token: string): boolean {
+  const match = typeof authorization === 'string' ? /^Bearer +(\S+)\s*$/i.exec(authorization) : null;
+  const presented = createHash('sha256').update(match?.[1] ?? '', 'utf8').digest();
+  const expected = createHash('sha256').update(token, 'utf8').digest();
+  return match !== null && timingSafeEqual(presented, expected);
+}
+
+/**
+ * METRICS_PORT: GET /metrics on a listener of its own (bound to METRICS_HOST, 127.0.0.1 by default),
+ * for a network only the scraper reaches, and nothing else served. No token is needed there unless
+ * METRICS_TOKEN is set too (a listener on a shared network): then it is required here as well. A
+ * plain node:http server: none of the API's hooks, and a scrape never competes with the API for its
+ * rate limits.
+ */
+export async function startMetricsListener(
+  address: { host: string; port: number; token?: string | undefined },
+  scrape: ScrapeMetrics,
+  onError: (error: Error) => void,
+): Promise<MetricsListener> {
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '').split('?')[0];
     if (path !== '/metrics' || (request.method !== 'GET' && request.method !== 'HEAD')) {
       response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+      return;
+    }
+    if (address.token !== undefined && !presentsMetricsToken(request.headers.authorization, address.token)) {
+      response.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer' }).end('metrics token required\n');
       return;
     }
     scrape().then(

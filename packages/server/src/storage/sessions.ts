@@ -1,18 +1,34 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, RefreshTokensTable, SessionsTable } from './schema.ts';
+import { findUserForUpdate, takeSqliteWriteLock, type UserRow } from './users.ts';
 
 export type SessionRow = Selectable<SessionsTable>;
 export type RefreshTokenRow = Selectable<RefreshTokensTable>;
 type Executor = Kysely<Database> | Transaction<Database>;
 
-export async function insertSessionWithToken(
+/**
+ * Opens the session only if its user may still have one: re-read under the row lock (PostgreSQL;
+ * SQLite's write lock), it exists, is enabled, and (when given) still has the password hash the
+ * caller checked. An admin change or a password change locks the same row and revokes the user's
+ * sessions in its transaction, so a login in flight either commits first (and its session is
+ * revoked with the others) or reads the row after the change (and is refused): it can never open a
+ * session that outlives a disable, a demotion, a deletion or a new password. Returns the user as
+ * read (its roles and email go into the tokens), or undefined when refused.
+ */
+export async function insertSessionForUser(
   db: Kysely<Database>,
+  expected: { userId: number; passwordHash?: string | undefined },
   session: SessionRow,
   refreshToken: RefreshTokenRow,
-): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+): Promise<UserRow | undefined> {
+  return db.transaction().execute(async (trx) => {
+    await takeSqliteWriteLock(trx);
+    const user = await findUserForUpdate(trx, expected.userId);
+    if (!user || user.disabled_at !== null) return undefined;
+    if (expected.passwordHash !== undefined && user.password_hash !== expected.passwordHash) return undefined;
     await trx.insertInto('sessions').values(session).execute();
     await trx.insertInto('refresh_tokens').values(refreshToken).execute();
+    return user;
   });
 }
 

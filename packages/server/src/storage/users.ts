@@ -45,8 +45,12 @@ export async function findUserStatus(db: Kysely<Database>, id: number): Promise<
   return (await selectUserStatus(db, [id]))[0];
 }
 
-export async function updatePasswordHash(db: Kysely<Database>, id: number, passwordHash: string, now: number): Promise<void> {
-  await db.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
+/** Sets the hash; with `replacing`, only if the stored hash is still that one (true when it was set). */
+export async function updatePasswordHash(db: Kysely<Database>, id: number, passwordHash: string, now: number, options: { replacing?: string } = {}): Promise<boolean> {
+  let query = db.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id);
+  if (options.replacing !== undefined) query = query.where('password_hash', '=', options.replacing);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
 // One statement per page size, with the LIMIT written into the SQL: SQLite runs this query in

@@ -86,12 +86,12 @@ export async function runUserAdminCommand(argv: string[], usage: string, io: Com
     }
     if (subcommand === 'delete') {
       const { revokedSessions } = await deleteUser(deps, operator(), user.id);
-      print(`deleted user ${user.id} <${user.email}>; ${revokedSessions} session(s) revoked\n`, { id: user.id, email: user.email, deleted: true, revoked_sessions: revokedSessions });
+      print(`deleted user ${user.id} <${printable(user.email)}>; ${revokedSessions} session(s) revoked\n`, { id: user.id, email: user.email, deleted: true, revoked_sessions: revokedSessions });
       return 0;
     }
     const changes = subcommand === 'set-roles' ? { roles: parseRoleList(args[1]!) } : { disabled: subcommand === 'disable' };
     const { user: changed, revokedSessions } = await changeUser(deps, operator(), user.id, changes);
-    const what = subcommand === 'set-roles' ? `set the roles of user ${user.id} <${user.email}> to ${changed.roles.join(', ') || '(none)'}` : `${subcommand}d user ${user.id} <${user.email}>`;
+    const what = subcommand === 'set-roles' ? `set the roles of user ${user.id} <${printable(user.email)}> to ${changed.roles.join(', ') || '(none)'}` : `${subcommand}d user ${user.id} <${printable(user.email)}>`;
     print(`${what}; ${revokedSessions} session(s) revoked\n`, { user: changed, revoked_sessions: revokedSessions });
     return 0;
   });
@@ -108,7 +108,7 @@ export async function runSessionsCommand(argv: string[], usage: string, io: Comm
   return withAdminDeps(io, parsed.values.json === true, async (deps, print) => {
     const user = await findUserByReference(deps, reference);
     const revoked = await revokeUserSessions(deps, operator(), user.id);
-    print(`revoked ${revoked} session(s) of user ${user.id} <${user.email}>\n`, { user_id: user.id, revoked });
+    print(`revoked ${revoked} session(s) of user ${user.id} <${printable(user.email)}>\n`, { user_id: user.id, revoked });
     return 0;
   });
 }
@@ -189,13 +189,18 @@ function refusalMessage(error: AppError): string | undefined {
 
 function describeLine(user: AdminUser): string {
   const state = user.disabled ? `disabled since ${user.disabled_at}` : 'enabled';
-  return `${user.id}  ${user.email}  ${JSON.stringify(user.name)}  roles=${user.roles.join(',')}  ${state}\n`;
+  return `${user.id}  ${printable(user.email)}  ${printable(JSON.stringify(user.name))}  roles=${user.roles.join(',')}  ${state}\n`;
+}
+
+/** Names and emails are the users' own text: C0 and C1 controls (U+009B is CSI on some terminals) are shown as U+FFFD, never sent to the terminal. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
 }
 
 function describeUser(user: AdminUser): string {
   return [
-    `user ${user.id} <${user.email}>`,
-    `  name: ${user.name}`,
+    `user ${user.id} <${printable(user.email)}>`,
+    `  name: ${printable(user.name)}`,
     `  roles: ${user.roles.join(', ') || '(none)'}`,
     `  ${user.disabled ? `disabled since ${user.disabled_at}` : 'enabled'}`,
     `  created ${user.created_at}, updated ${user.updated_at}`,

@@ -314,7 +314,8 @@ export function validateRecord(line: number, fields: Record<string, unknown>, al
   if (rawEmail === undefined || rawEmail === null || (typeof rawEmail === 'string' && rawEmail.trim() === '')) return refuse('missing_email', 'no email');
   if (typeof rawEmail !== 'string') return refuse('invalid_email', 'email must be a string');
   const email = rawEmail.normalize('NFC').trim();
-  if (email.length > MAX_EMAIL_LENGTH || NOT_PRINTABLE.test(email) || !EMAIL_PATTERN.test(email)) return refuse('invalid_email', `not an email address: ${JSON.stringify(email.slice(0, MAX_EMAIL_LENGTH))}`);
+  // The value is not echoed: a swapped column may hold a hash, or a password typed in the wrong field.
+  if (email.length > MAX_EMAIL_LENGTH || NOT_PRINTABLE.test(email) || !EMAIL_PATTERN.test(email)) return refuse('invalid_email', 'not an email address');
 
   const name = typeof fields.name === 'string' ? fields.name.normalize('NFC').trim() : undefined;
   if (name === undefined || name === '') return refuse('invalid_name', 'name missing or blank');
