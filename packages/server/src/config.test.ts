@@ -48,6 +48,12 @@ describe('loadConfig', () => {
       logLevel: 'info',
       adminEmail: undefined,
       roles: ['user', 'admin'],
+      production: false,
+      publicUrl: 'http://localhost:2000',
+      mail: { smtpUrl: undefined, from: 'Gatehouse <no-reply@localhost>', templatesDir: undefined },
+      requireEmailVerification: false,
+      totpIssuer: 'Gatehouse',
+      webauthn: { rpId: 'localhost', rpName: 'Gatehouse', origins: ['http://localhost:2000'] },
       auditRetentionDays: 365,
       metrics: { token: undefined, port: undefined, host: '127.0.0.1' },
     });

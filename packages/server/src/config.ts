@@ -79,6 +79,30 @@ export interface Config {
   roles: string[];
   /** AUDIT_RETENTION_DAYS: audit events older than this are purged; 0 keeps them for ever. */
   auditRetentionDays: number;
+  /** NODE_ENV=production: settings a flow needs (SMTP_URL…) are required at start instead of falling back to the log. */
+  production: boolean;
+  /** PUBLIC_URL: where users reach Gatehouse; links in emails and the WebAuthn origin derive from it. JWT_ISSUER by default. */
+  publicUrl: string;
+  mail: {
+    /** SMTP_URL (smtp:// or smtps://, credentials in the URL); unset: messages go to the log with a warning (not in production). */
+    smtpUrl: string | undefined;
+    /** MAIL_FROM: the From header. */
+    from: string;
+    /** MAIL_TEMPLATES_DIR: a directory whose <name>.txt / <name>.html replace the built-in templates. */
+    templatesDir: string | undefined;
+  };
+  /** REQUIRE_EMAIL_VERIFICATION: login refuses accounts whose email is not verified (off: the seed's session keeps working). */
+  requireEmailVerification: boolean;
+  /** TOTP_ISSUER: the issuer an authenticator app shows next to the account. */
+  totpIssuer: string;
+  webauthn: {
+    /** WEBAUTHN_RP_ID: the relying party id (a registrable domain); PUBLIC_URL's host by default. */
+    rpId: string;
+    /** WEBAUTHN_RP_NAME */
+    rpName: string;
+    /** WEBAUTHN_ORIGINS: origins allowed to use the passkeys (comma-separated); PUBLIC_URL's origin by default. */
+    origins: string[];
+  };
   metrics: {
     /** METRICS_TOKEN: GET /metrics on the service port answers only with `Authorization: Bearer <token>`. */
     token: string | undefined;
@@ -242,6 +266,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const host = read.string('HOST', '127.0.0.1');
   const port = read.integer('PORT', 2000, 0, 65535);
+  // A bad PUBLIC_URL or JWT_ISSUER is reported (once, where it is read); the links then fall back to the listen address.
+  const publicUrl = parsesAsUrl(read.url('PUBLIC_URL', undefined, ['http:', 'https:']) ?? read.raw('JWT_ISSUER')) ?? defaultIssuer(host, port);
   const config: Config = {
     host,
     port,
@@ -292,6 +318,20 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     adminEmail: read.raw('ADMIN_EMAIL'),
     roles: readRoles(read),
+    production: read.raw('NODE_ENV') === 'production',
+    publicUrl,
+    mail: {
+      smtpUrl: read.url('SMTP_URL', undefined, ['smtp:', 'smtps:']),
+      from: read.string('MAIL_FROM', `Gatehouse <no-reply@${new URL(publicUrl).hostname}>`),
+      templatesDir: read.raw('MAIL_TEMPLATES_DIR'),
+    },
+    requireEmailVerification: read.boolean('REQUIRE_EMAIL_VERIFICATION', false),
+    totpIssuer: read.string('TOTP_ISSUER', 'Gatehouse'),
+    webauthn: {
+      rpId: read.string('WEBAUTHN_RP_ID', new URL(publicUrl).hostname),
+      rpName: read.string('WEBAUTHN_RP_NAME', 'Gatehouse'),
+      origins: (read.raw('WEBAUTHN_ORIGINS') ?? new URL(publicUrl).origin).split(',').map((origin) => origin.trim()).filter(Boolean),
+    },
     auditRetentionDays: read.integer('AUDIT_RETENTION_DAYS', 365, 0, 36500),
     metrics: {
       token: readMetricsToken(read),
@@ -319,6 +359,17 @@ export function defaultIssuer(host: string, port: number): string {
   const local = ['127.0.0.1', '::1', '0.0.0.0', '::', 'localhost', ''].includes(host);
   const name = local ? 'localhost' : isIP(host) === 6 ? `[${host}]` : host;
   return port === 80 ? `http://${name}` : `http://${name}:${port}`;
+}
+
+/** The URL without trailing slashes when it parses as http(s), else undefined. */
+function parsesAsUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? value.replace(/\/+$/, '') : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A role name: what a token's roles claim and `ROLES` may hold. */

@@ -21,6 +21,18 @@ export type ErrorCode =
   | 'client_not_found'
   /** The last admin removing their own admin role, disabling or deleting themselves. */
   | 'last_admin'
+  /** REQUIRE_EMAIL_VERIFICATION and a login of an unverified account (after the password matched). */
+  | 'email_not_verified'
+  /** An emailed token (verification, reset, email change) that is unknown, expired, used or altered. */
+  | 'link_invalid'
+  /** A second-factor code (TOTP or recovery) that is wrong, malformed or already used. */
+  | 'mfa_invalid'
+  /** An MFA ticket that is unknown, expired, used or out of attempts. */
+  | 'mfa_ticket_invalid'
+  /** Enrolling a second factor already there, or confirming one that is not pending. */
+  | 'mfa_conflict'
+  /** A WebAuthn registration or assertion that does not verify (or a stale challenge). */
+  | 'passkey_invalid'
   | 'rate_limited'
   | 'unavailable';
 

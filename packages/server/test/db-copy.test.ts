@@ -18,7 +18,7 @@ const POSTGRES_URL = process.env.TEST_DATABASE_URL;
 const KEY_ENCRYPTION_SECRET = randomBytes(32).toString('base64url');
 // werkzeug generate_password_hash('correct horse battery staple', 'pbkdf2:sha256:10000'), as the Flask seed stored it.
 const WERKZEUG_PBKDF2 = 'pbkdf2:sha256:10000$HaWHiqkodBUSP4G0$3dc9ad9cb101a13b47dc8b689dab19b68d3865b7fa7e7b167fc95917b2673f8f';
-const TABLES = ['users', 'sessions', 'refresh_tokens', 'signing_keys', 'server_secrets', 'clients', 'audit_events'];
+const TABLES = ['users', 'sessions', 'refresh_tokens', 'signing_keys', 'server_secrets', 'clients', 'audit_events', 'email_tokens', 'totp_factors', 'recovery_codes', 'mfa_tickets', 'passkeys', 'webauthn_challenges'];
 
 /** Runs `gatehouse db copy …`; resolves with the exit code and output instead of throwing on failure. */
 async function dbCopy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

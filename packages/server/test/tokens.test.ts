@@ -49,8 +49,9 @@ describe.each(testDialects())('access tokens [%s]', (dialect) => {
     expect(protectedHeader.alg).toBe('EdDSA');
     expect(protectedHeader.typ).toBe('at+jwt');
     expect(jwks.keys.map((key: { kid: string }) => key.kid)).toContain(protectedHeader.kid);
-    expect(Object.keys(payload).sort()).toEqual(['aud', 'client_id', 'email', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
-    expect(payload).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: String(user.id), client_id: 'gatehouse', email: 'tokens@example.com', roles: ['user'] });
+    expect(Object.keys(payload).sort()).toEqual(['amr', 'aud', 'client_id', 'email', 'email_verified', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
+    // amr (RFC 8176): a password login; email_verified (OIDC): nobody has confirmed the address yet.
+    expect(payload).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: String(user.id), client_id: 'gatehouse', email: 'tokens@example.com', email_verified: false, amr: ['pwd'], roles: ['user'] });
     expect(typeof payload.sub).toBe('string');
     expect(payload.sid).toEqual(expect.any(String));
     expect(payload.jti).toEqual(expect.any(String));

@@ -19,6 +19,21 @@ export type AuditAction =
   /** A spent refresh token presented again: the whole session revoked. */
   | 'session.refresh_reuse'
   | 'token.revoke'
+  /** Issue 12: the account lifecycle. */
+  | 'user.email_verification_sent'
+  | 'user.email_verify'
+  | 'user.password_reset_request'
+  | 'user.password_reset'
+  | 'user.email_change_request'
+  | 'user.email_change'
+  | 'user.mfa_enable'
+  | 'user.mfa_disable'
+  | 'user.mfa_failed'
+  | 'user.recovery_code_used'
+  | 'user.recovery_codes_regenerate'
+  | 'user.passkey_register'
+  | 'user.passkey_delete'
+  | 'user.passkey_login_failed'
   | 'client.token'
   /** Admin API and CLI (details: before/after). */
   | 'admin.user_create'

@@ -87,7 +87,9 @@ export async function refreshSession(deps: RefreshDeps, presentedToken: string, 
   const access = await deps.accessTokens.issueUserToken({
     userId: user.id,
     email: user.email,
+    emailVerified: user.email_verified_at !== null,
     roles: parseRoles(user.roles),
+    amr: parseAmr(session.amr),
     sessionId: session.id,
     clientId: session.client_id,
     audience,
@@ -162,4 +164,15 @@ const SESSION_ENDED = new Error('session ended during refresh');
 
 function refreshInvalid(): AppError {
   return new AppError('refresh_invalid', 'refresh token is invalid');
+}
+
+/** The session's amr as stored (a JSON array of strings); `["pwd"]` if it is anything else. */
+function parseAmr(stored: string): string[] {
+  try {
+    const amr: unknown = JSON.parse(stored);
+    if (Array.isArray(amr) && amr.length > 0 && amr.every((method) => typeof method === 'string')) return amr;
+  } catch {
+    // fall through
+  }
+  return ['pwd'];
 }

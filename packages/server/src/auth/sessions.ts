@@ -27,6 +27,8 @@ export interface SessionDeps {
 export interface SessionSubject {
   userId: number;
   passwordHash?: string;
+  /** How the user signed in (RFC 8176): `["pwd"]` by default; kept on the session for every refresh. */
+  amr?: readonly string[];
 }
 
 /** Who the session's tokens are for: the client signed in through, and the audience (null: JWT_AUDIENCE) it may ask for. */
@@ -49,7 +51,7 @@ export async function startSession(deps: SessionDeps, subject: SessionSubject, s
   const expiresAt = sessionExpiresAt(deps.config, now, now);
   const user = await insertSessionForUser(
     deps.db,
-    subject,
+    { userId: subject.userId, passwordHash: subject.passwordHash },
     {
       id: sessionId,
       user_id: subject.userId,
@@ -60,11 +62,20 @@ export async function startSession(deps: SessionDeps, subject: SessionSubject, s
       revoked_reason: null,
       client_id: sessionClient.clientId,
       audience: sessionClient.audience,
+      amr: JSON.stringify(subject.amr ?? ['pwd']),
     },
     { token_hash: hashRefreshToken(refreshToken), session_id: sessionId, parent_hash: null, created_at: now, expires_at: expiresAt, used_at: null, child_hash: null },
   );
   if (!user) return undefined;
-  const access = await deps.accessTokens.issueUserToken({ userId: subject.userId, email: user.email, roles: parseRoles(user.roles), sessionId, ...sessionClient });
+  const access = await deps.accessTokens.issueUserToken({
+    userId: subject.userId,
+    email: user.email,
+    emailVerified: user.email_verified_at !== null,
+    roles: parseRoles(user.roles),
+    amr: subject.amr ?? ['pwd'],
+    sessionId,
+    ...sessionClient,
+  });
   return { tokens: { accessToken: access.token, expiresInSeconds: access.expiresInSeconds, refreshToken, sessionId }, user };
 }
 

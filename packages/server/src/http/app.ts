@@ -7,12 +7,15 @@ import type { Deps } from '../deps.ts';
 import { envelope } from './envelope.ts';
 import { handleError } from './errors.ts';
 import { metricsRoutes, registerMetrics } from '../metrics/metrics.ts';
+import { emailRoutes } from './routes/account-email.ts';
 import { adminConsoleRoutes } from './routes/admin-console.ts';
 import { adminKeysClientsRoutes } from './routes/admin-keys-clients.ts';
 import { adminUserRoutes } from './routes/admin-users.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { authRoutes } from './routes/auth.ts';
 import { metaRoutes } from './routes/meta.ts';
+import { mfaRoutes } from './routes/mfa.ts';
+import { passkeyRoutes } from './routes/passkeys.ts';
 import { oauthRoutes } from './routes/oauth.ts';
 import { revocationRoutes } from './routes/revocations.ts';
 import { sessionRoutes } from './routes/sessions.ts';
@@ -122,6 +125,9 @@ export async function buildApp(deps: Deps, options: AppOptions = {}): Promise<Fa
     await adminKeysClientsRoutes(routes, deps);
     await metricsRoutes(routes, deps);
     await adminConsoleRoutes(routes, deps);
+    await emailRoutes(routes, deps);
+    await mfaRoutes(routes, deps);
+    await passkeyRoutes(routes, deps);
   });
 
   registerDocumentRoute(app);

@@ -27,6 +27,12 @@ const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
   session_not_found: { status: 404, message: 'session not found' },
   client_not_found: { status: 404, message: 'client not found' },
   last_admin: { status: 409, message: 'conflict - the last admin cannot remove their admin role, be disabled or be deleted' },
+  email_not_verified: { status: 403, message: 'verification failed - email address not verified' },
+  link_invalid: { status: 400, message: 'invalid request - the token is invalid, expired or already used' },
+  mfa_invalid: { status: 403, message: 'verification failed - incorrect code' },
+  mfa_ticket_invalid: { status: 401, message: 'auth failed - the MFA ticket is invalid or expired' },
+  mfa_conflict: { status: 409, message: 'conflict - two-factor authentication is not in a state that allows this' },
+  passkey_invalid: { status: 403, message: 'verification failed - passkey not accepted' },
   rate_limited: { status: 429, message: 'too many requests - try again later' },
   unavailable: { status: 503, message: 'service unavailable' },
 };

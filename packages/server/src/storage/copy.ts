@@ -12,6 +12,12 @@ const TABLES = [
   { name: 'server_secrets', primaryKey: 'name', textKey: true },
   { name: 'clients', primaryKey: 'id', textKey: true },
   { name: 'audit_events', primaryKey: 'id', textKey: false },
+  { name: 'email_tokens', primaryKey: 'token_hash', textKey: true },
+  { name: 'totp_factors', primaryKey: 'user_id', textKey: false },
+  { name: 'recovery_codes', primaryKey: 'code_hash', textKey: true },
+  { name: 'mfa_tickets', primaryKey: 'ticket_hash', textKey: true },
+  { name: 'passkeys', primaryKey: 'id', textKey: false },
+  { name: 'webauthn_challenges', primaryKey: 'id', textKey: true },
 ] as const;
 /** Rows every migrated database starts with: they do not make a target "not empty", and the source's replace them. */
 const SEEDED_ROWS: Partial<Record<Table['name'], { column: string; values: string[] }>> = { clients: { column: 'id', values: ['gatehouse'] } };
@@ -88,6 +94,7 @@ export async function copyDatabase(source: Db, target: Db, options: CopyOptions 
       if (target.dialect === 'postgres') {
         await sql`select setval(pg_get_serial_sequence('users', 'id'), coalesce((select max(id) from users), 0) + 1, false)`.execute(targetTx);
         await sql`select setval(pg_get_serial_sequence('audit_events', 'id'), coalesce((select max(id) from audit_events), 0) + 1, false)`.execute(targetTx);
+        await sql`select setval(pg_get_serial_sequence('passkeys', 'id'), coalesce((select max(id) from passkeys), 0) + 1, false)`.execute(targetTx);
       }
       const reports: TableCopyReport[] = [];
       for (const table of TABLES) {

@@ -13,6 +13,8 @@ export interface UsersTable {
   created_at: number;
   updated_at: number;
   disabled_at: number | null;
+  /** When the user proved they read mail at this address (migration 0006); null: not verified. */
+  email_verified_at: number | null;
 }
 
 export interface SessionsTable {
@@ -27,6 +29,8 @@ export interface SessionsTable {
   client_id: string;
   /** The audience its access tokens are for; null: JWT_AUDIENCE. */
   audience: string | null;
+  /** JSON array of RFC 8176 amr values: how the user signed in (migration 0006; `["pwd"]` before). */
+  amr: string;
 }
 
 export interface RefreshTokensTable {
@@ -106,6 +110,70 @@ export interface AuditEventsTable {
   details: string | null;
 }
 
+/** Emailed single-use secrets (verification, reset, email change), stored as SHA-256 only. */
+export interface EmailTokensTable {
+  token_hash: string;
+  purpose: 'verify_email' | 'reset_password' | 'change_email';
+  user_id: number;
+  /** change_email: the new address; verify_email: the address verified. */
+  email: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface TotpFactorsTable {
+  user_id: number;
+  /** base32 secret, or an encrypted envelope when secret_encryption is set (KEY_ENCRYPTION_SECRET). */
+  secret: string;
+  secret_encryption: string | null;
+  created_at: number;
+  confirmed_at: number | null;
+  last_used_step: number | null;
+}
+
+export interface RecoveryCodesTable {
+  code_hash: string;
+  user_id: number;
+  created_at: number;
+  used_at: number | null;
+}
+
+export interface MfaTicketsTable {
+  ticket_hash: string;
+  user_id: number;
+  client_id: string;
+  audience: string | null;
+  created_at: number;
+  expires_at: number;
+  attempts: number;
+  used_at: number | null;
+}
+
+export interface PasskeysTable {
+  id: Generated<number>;
+  user_id: number;
+  credential_id: string;
+  public_key: string;
+  user_handle: string;
+  counter: number;
+  transports: string;
+  device_type: string | null;
+  backed_up: number;
+  name: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface WebauthnChallengesTable {
+  id: string;
+  challenge: string;
+  purpose: 'register' | 'authenticate';
+  user_id: number | null;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -114,4 +182,10 @@ export interface Database {
   server_secrets: ServerSecretsTable;
   clients: ClientsTable;
   audit_events: AuditEventsTable;
+  email_tokens: EmailTokensTable;
+  totp_factors: TotpFactorsTable;
+  recovery_codes: RecoveryCodesTable;
+  mfa_tickets: MfaTicketsTable;
+  passkeys: PasskeysTable;
+  webauthn_challenges: WebauthnChallengesTable;
 }

@@ -32,6 +32,10 @@ export interface UserAccessClaims extends CommonClaims {
   sessionId: string;
   email: string;
   roles: string[];
+  /** RFC 8176 methods the session was opened with (`pwd`, `otp`, `mfa`, `hwk`, `user`…); `["pwd"]` for older tokens. */
+  amr: string[];
+  /** OIDC's email_verified: false for tokens issued before it was carried. */
+  emailVerified: boolean;
 }
 
 /** A service's own token (client_credentials): gty, sub equal to client_id, no sid. */
@@ -57,6 +61,10 @@ export interface UserTokenSubject {
   clientId?: string;
   /** JWT_AUDIENCE when absent; the caller has checked the client may ask for it. */
   audience?: string | null;
+  /** How the session was opened (RFC 8176); `["pwd"]` when absent. */
+  amr?: readonly string[];
+  /** Whether the user's email address is verified (the `email_verified` claim). */
+  emailVerified?: boolean;
 }
 
 export interface ClientTokenSubject {
@@ -152,7 +160,14 @@ export function createAccessTokens(deps: AccessTokensDeps): AccessTokens {
 
   return {
     issueUserToken(subject) {
-      const claims = { client_id: subject.clientId ?? DEFAULT_CLIENT_ID, email: subject.email, roles: subject.roles, sid: subject.sessionId };
+      const claims = {
+        client_id: subject.clientId ?? DEFAULT_CLIENT_ID,
+        email: subject.email,
+        email_verified: subject.emailVerified ?? false,
+        roles: subject.roles,
+        sid: subject.sessionId,
+        amr: subject.amr ?? ['pwd'],
+      };
       return sign(claims, String(subject.userId), subject.audience ?? ownAudience, accessTokenTtlSeconds);
     },
 
@@ -181,7 +196,7 @@ const isNonEmptyString = (value: unknown): value is string => typeof value === '
 
 /** jose checked signature, iss, exp, nbf, typ and that the registered claims are present; these are the checks it leaves to us. */
 function readClaims(payload: JWTPayload, nowSeconds: number): AccessClaims {
-  const { sub, sid, jti, iat, exp, aud, email, roles, client_id: clientId, gty, scope } = payload;
+  const { sub, sid, jti, iat, exp, aud, email, roles, client_id: clientId, gty, scope, amr, email_verified: emailVerified } = payload;
   const common =
     typeof sub === 'string' && isNonEmptyString(jti) && isNonEmptyString(aud) && typeof iat === 'number' && iat <= nowSeconds && typeof exp === 'number';
   if (!common) throw malformed();
@@ -204,7 +219,9 @@ function readClaims(payload: JWTPayload, nowSeconds: number): AccessClaims {
     isNonEmptyString(sid) &&
     // Tokens signed before clients existed carry no client_id: they stood for the default client.
     (clientId === undefined || isNonEmptyString(clientId)) &&
-    (roles === undefined || (Array.isArray(roles) && roles.every((role) => typeof role === 'string')));
+    (roles === undefined || (Array.isArray(roles) && roles.every((role) => typeof role === 'string'))) &&
+    (amr === undefined || (Array.isArray(amr) && amr.every((method) => typeof method === 'string'))) &&
+    (emailVerified === undefined || typeof emailVerified === 'boolean');
   if (!valid) throw malformed();
   return Object.freeze({
     kind: 'user' as const,
@@ -215,6 +232,8 @@ function readClaims(payload: JWTPayload, nowSeconds: number): AccessClaims {
     tokenId: jti,
     email: typeof email === 'string' ? email : '',
     roles: Object.freeze([...((roles as string[] | undefined) ?? [])]) as string[],
+    amr: Object.freeze([...((amr as string[] | undefined) ?? ['pwd'])]) as string[],
+    emailVerified: emailVerified === true,
     issuedAt: iat,
     expiresAt: exp,
   });

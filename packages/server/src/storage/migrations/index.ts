@@ -4,6 +4,7 @@ import * as signingKeyActivation from './0002_signing_key_activation.ts';
 import * as clients from './0003_clients.ts';
 import * as sessionClient from './0004_session_client.ts';
 import * as auditEvents from './0005_audit_events.ts';
+import * as accountSecurity from './0006_account_security.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_clients': clients,
   '0004_session_client': sessionClient,
   '0005_audit_events': auditEvents,
+  '0006_account_security': accountSecurity,
 };
