@@ -126,7 +126,7 @@ describe.each(testDialects())('keys and secrets encrypted at rest [%s]', (dialec
     // Step 2: the command.
     const result = await cli(both, 'keys', 'reencrypt');
     expect(result.stdout).toBe(
-      're-encrypted under KEY_ENCRYPTION_SECRET: 1 signing keys, 1 server secrets ' +
+      're-encrypted under KEY_ENCRYPTION_SECRET: 1 signing keys, 1 server secrets, 0 TOTP secrets ' +
         '(were plaintext: 0, under KEY_ENCRYPTION_SECRET_PREVIOUS: 2, already under KEY_ENCRYPTION_SECRET: 0)\n',
     );
     for (const output of [result.stdout, result.stderr]) {
@@ -164,7 +164,7 @@ describe.each(testDialects())('keys and secrets encrypted at rest [%s]', (dialec
     expect(noSecret).toMatchObject({ code: 1, stderr: expect.stringContaining('needs KEY_ENCRYPTION_SECRET') });
 
     const sealed = await cli({ KEY_ENCRYPTION_SECRET: FIRST_SECRET }, 'keys', 'reencrypt');
-    expect(sealed.stdout).toContain('1 signing keys, 1 server secrets (were plaintext: 2,');
+    expect(sealed.stdout).toContain('1 signing keys, 1 server secrets, 0 TOTP secrets (were plaintext: 2,');
 
     const wrong = { KEY_ENCRYPTION_SECRET: SECOND_SECRET, KEY_ENCRYPTION_SECRET_PREVIOUS: 'neither-of-them-but-at-least-32-bytes-long' };
     const refused = await cli(wrong, 'keys', 'reencrypt').catch((error: { code: number; stderr: string; stdout: string }) => error);

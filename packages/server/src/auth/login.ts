@@ -5,20 +5,30 @@ import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
 import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
 import { DEFAULT_CLIENT_ID } from '../clients/clients.ts';
+import type { Config } from '../config.ts';
+import { hasConfirmedTotp } from '../mfa/factors.ts';
+import { issueMfaTicket, type MfaChallenge } from '../mfa/login-step.ts';
 import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from './sessions.ts';
 
 export interface LoginDeps extends SessionDeps {
+  config: Pick<Config, 'jwt' | 'sessions' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious' | 'totpIssuer'>;
   hasher: PasswordHasher;
   loginLockout: LoginLockout;
   audit: Pick<AuditLog, 'record'>;
 }
 
 /** Why a login failed: stored in the audit log, never told to the client (one answer for all of them). */
-export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login';
+export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login' | 'mfa_required';
 
 export interface LoginResult {
   user: PublicUser;
   tokens: SessionTokens;
+}
+
+/** The password was right but the user has a second factor: no tokens yet (POST /login/mfa); no ticket for `mfa: 'refuse'`. */
+export interface MfaRequired {
+  mfaRequired: true;
+  challenge?: MfaChallenge;
 }
 
 const DEFAULT_SESSION_CLIENT: SessionClient = Object.freeze({ clientId: DEFAULT_CLIENT_ID, audience: null });
@@ -30,10 +40,10 @@ const DEFAULT_SESSION_CLIENT: SessionClient = Object.freeze({ clientId: DEFAULT_
  */
 export async function login(
   deps: LoginDeps,
-  input: { email: string; password: string; sessionClient?: SessionClient },
+  input: { email: string; password: string; sessionClient?: SessionClient; mfa?: 'ticket' | 'refuse' },
   client: { network: string; context?: RequestContext },
   options: JobOptions = {},
-): Promise<LoginResult> {
+): Promise<LoginResult | MfaRequired> {
   const emailNormalized = normalizeEmail(input.email);
   const clientId = input.sessionClient?.clientId ?? DEFAULT_CLIENT_ID;
   const failed = (reason: LoginFailureReason, userId?: number | string) =>
@@ -82,12 +92,24 @@ export async function login(
     throw invalidCredentials(input.email);
   }
   await attempt.succeeded();
+  // A right password clears the password budgets even with a second factor pending: wrong codes are
+  // counted on a budget of their own too, which only a right code clears (mfa/login-step.ts), so
+  // someone who has the password gains no code guesses by logging in again.
+  const mfa = await hasConfirmedTotp(deps.db, Number(user.id));
 
   let checkedHash = user.password_hash;
   if (verified.needsRehash) {
     // Imported (werkzeug, bcrypt), outdated or un-normalised hashes become Argon2id of the NFKC form once the
     // password is known. Best effort: a full hashing queue must not turn a verified login into a 503.
     checkedHash = await rehash(deps, user.id, input.password, checkedHash);
+  }
+  if (mfa) {
+    // The OAuth password grant has no second step to offer: the client is told to use POST /login.
+    if (input.mfa === 'refuse') {
+      failed('mfa_required', user.id);
+      return { mfaRequired: true };
+    }
+    return { mfaRequired: true, challenge: await issueMfaTicket(deps, { userId: Number(user.id), passwordHash: checkedHash }, input.sessionClient ?? DEFAULT_SESSION_CLIENT) };
   }
   // Opened only if the account is still there, enabled, with the password just checked: an admin
   // change or a password change made while the hash was being checked wins (auth/sessions.ts).

@@ -45,6 +45,12 @@ export function OAuthErrorResponse(description: string, exampleError: OAuthError
   return Type.Object(OAuthErrorSchema.properties, { description, examples: [{ error: exampleError, error_description: 'what was wrong' }] });
 }
 
+/**
+ * The password grant for an account with two-factor authentication (RFC 6749 has no second step):
+ * invalid_grant, told only after the right password, pointing at the flow that has one.
+ */
+export const MFA_REQUIRED_DESCRIPTION = 'mfa required - use POST /login';
+
 /** Domain codes as OAuth sees them; codes absent here fall through to the envelope handler (a bug: 500). */
 const OAUTH_ERRORS: Partial<Record<ErrorCode, { status: number; error: OAuthErrorCode; description: string }>> = {
   invalid_input: { status: 400, error: 'invalid_request', description: 'invalid request' },

@@ -36,10 +36,10 @@ export async function runKeysCommand(argv: string[], usage: string): Promise<num
       await writeAuditEvent(database.kysely, systemClock, {
         action: 'key.reencrypt',
         actor: { type: 'operator' },
-        details: { signing_keys: report.signingKeys, server_secrets: report.serverSecrets, from: report.from },
+        details: { signing_keys: report.signingKeys, server_secrets: report.serverSecrets, totp_secrets: report.totpSecrets, from: report.from },
       });
       process.stdout.write(
-        `re-encrypted under KEY_ENCRYPTION_SECRET: ${report.signingKeys} signing keys, ${report.serverSecrets} server secrets ` +
+        `re-encrypted under KEY_ENCRYPTION_SECRET: ${report.signingKeys} signing keys, ${report.serverSecrets} server secrets, ${report.totpSecrets} TOTP secrets ` +
           `(were plaintext: ${report.from.plaintext}, under KEY_ENCRYPTION_SECRET_PREVIOUS: ${report.from.previous}, ` +
           `already under KEY_ENCRYPTION_SECRET: ${report.from.current})\n`,
       );

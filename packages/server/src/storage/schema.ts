@@ -148,6 +148,8 @@ export interface MfaTicketsTable {
   expires_at: number;
   attempts: number;
   used_at: number | null;
+  /** SHA-256 (hex) of the password hash the ticket's login checked (migration 0008); null: none recorded. */
+  password_check: string | null;
 }
 
 export interface PasskeysTable {

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { login } from '../../auth/login.ts';
@@ -21,6 +22,19 @@ const EXAMPLE_TOKEN_ANSWER = {
   expires_in: 900,
   refresh_token: 'kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI',
 };
+
+export const MfaRequiredSchema = EnvelopeSchema(
+  Type.Object({
+    mfa_required: Type.Literal(true),
+    mfa_ticket: Type.String({ description: 'Single use, for POST /login/mfa with a code; only its hash is stored' }),
+    expires_in: Type.Integer({ description: 'Seconds the ticket stays valid' }),
+  }),
+  {},
+  {
+    description: 'The password was right and the account has two-factor authentication: no tokens yet, send a code to POST /login/mfa',
+    examples: [{ status: true, code: 200, message: 'mfa required', data: { mfa_required: true, mfa_ticket: 'Qm9vdHN0cmFwIHRpY2tldCBleGFtcGxlIG9ubHkgISEh', expires_in: 300 } }],
+  },
+);
 
 export const TokenAnswerSchema = EnvelopeSchema(LoginUserSchema, TokenFields, {
   description: 'A new access token and refresh token; the data is the user',
@@ -91,10 +105,12 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
         summary: 'Exchange email and password for an access token and a refresh token',
         description:
           'The same 403 answers an unknown email, a wrong password and a disabled account. After LOGIN_MAX_FAILURES failures ' +
-          'in a row an account answers 429 for a while, even to the right password.',
+          'in a row an account answers 429 for a while, even to the right password. An account with two-factor authentication ' +
+          'answers 200 with an MFA ticket instead of tokens (only after the right password): finish with POST /login/mfa.',
         security: PUBLIC_SECURITY,
         body: LoginBody,
         response: {
+          200: MfaRequiredSchema,
           201: TokenAnswerSchema,
           400: ErrorResponse('Invalid body'),
           403: ErrorResponse('Incorrect email or password; data.email echoes the email'),
@@ -108,12 +124,17 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
       // Checked before the password: a request for a client or audience it cannot have costs no hashing.
       const client = await findPublicClient(deps.db, clientId);
       const sessionClient = { clientId: client.id, audience: audienceForClient(client, requestedAudience({ audience, resource }), deps.config.jwt.audience) };
-      const { user, tokens } = await login(
+      const result = await login(
         deps,
-        { email, password, sessionClient },
+        { email, password, sessionClient, mfa: 'ticket' },
         { network: requestClientNetwork(request, deps), context: requestContext(request) },
         { signal: clientGoneSignal(reply) },
       );
+      if ('mfaRequired' in result) {
+        const { ticket, expiresInSeconds } = result.challenge!;
+        return reply.code(200).header('cache-control', 'no-store').send(envelope(200, 'mfa required', { mfa_required: true as const, mfa_ticket: ticket, expires_in: expiresInSeconds }));
+      }
+      const { user, tokens } = result;
       return reply.code(201).header('cache-control', 'no-store').send(tokenAnswer('verification success', user, tokens));
     },
   );

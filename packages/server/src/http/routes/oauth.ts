@@ -11,7 +11,7 @@ import { audienceForClient, requestedAudience } from '../../auth/token-request.t
 import { authenticateClient, clientInvalid, DEFAULT_CLIENT_ID, findActiveClient, type Client } from '../../clients/clients.ts';
 import type { Deps } from '../../deps.ts';
 import { clientGoneSignal } from '../hashing.ts';
-import { FORM_CONTENT_TYPE, OAuthError, OAuthErrorResponse, oauthErrorHandler, registerFormBodies } from '../oauth-protocol.ts';
+import { FORM_CONTENT_TYPE, MFA_REQUIRED_DESCRIPTION, OAuthError, OAuthErrorResponse, oauthErrorHandler, registerFormBodies } from '../oauth-protocol.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { requestContext } from '../request-context.ts';
 import { CLIENT_SECURITY, WELL_FORMED } from '../schemas.ts';
@@ -191,7 +191,8 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           response: {
             200: TokenResponse,
             400: OAuthErrorResponse(
-              'invalid_request, invalid_grant (wrong password, a refresh token that is spent, unknown or another client\'s), invalid_scope, ' +
+              'invalid_request, invalid_grant (wrong password, an account with two-factor authentication: "mfa required - use POST /login", ' +
+                'a refresh token that is spent, unknown or another client\'s), invalid_scope, ' +
                 'invalid_target (an audience the client may not ask for), unauthorized_client or unsupported_grant_type',
               'invalid_grant',
             ),
@@ -212,12 +213,15 @@ export async function oauthRoutes(app: FastifyInstance, deps: Deps): Promise<voi
             const email = required(body.username, 'username');
             const password = required(body.password, 'password');
             const sessionClient = { clientId: client.id, audience: audienceForClient(client, audience, deps.config.jwt.audience) };
-            const { tokens } = await login(
+            const result = await login(
               deps,
-              { email, password, sessionClient },
+              { email, password, sessionClient, mfa: 'refuse' },
               { network: requestClientNetwork(request, deps), context: requestContext(request) },
               { signal: clientGoneSignal(reply) },
             );
+            // Said only after the right password: the grant has no second step, the client must use POST /login.
+            if ('mfaRequired' in result) throw new OAuthError('invalid_grant', MFA_REQUIRED_DESCRIPTION);
+            const { tokens } = result;
             return sendTokens(reply, { access_token: tokens.accessToken, expires_in: tokens.expiresInSeconds, refresh_token: tokens.refreshToken });
           }
           case 'refresh_token': {

@@ -5,6 +5,7 @@ import * as clients from './0003_clients.ts';
 import * as sessionClient from './0004_session_client.ts';
 import * as auditEvents from './0005_audit_events.ts';
 import * as accountSecurity from './0006_account_security.ts';
+import * as mfaTicketPassword from './0008_mfa_ticket_password.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_session_client': sessionClient,
   '0005_audit_events': auditEvents,
   '0006_account_security': accountSecurity,
+  '0008_mfa_ticket_password': mfaTicketPassword,
 };
