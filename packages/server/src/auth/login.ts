@@ -5,13 +5,11 @@ import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
 import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
 import { DEFAULT_CLIENT_ID } from '../clients/clients.ts';
-import type { Config } from '../config.ts';
 import { hasConfirmedTotp } from '../mfa/factors.ts';
 import { issueMfaTicket, type MfaChallenge } from '../mfa/login-step.ts';
 import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from './sessions.ts';
 
 export interface LoginDeps extends SessionDeps {
-  config: Pick<Config, 'jwt' | 'sessions' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious' | 'totpIssuer'>;
   hasher: PasswordHasher;
   loginLockout: LoginLockout;
   audit: Pick<AuditLog, 'record'>;

@@ -32,7 +32,7 @@ export interface MfaChallenge {
  * Only its hash is stored, with the client and audience the login asked for (the session opens for
  * those) and a fingerprint of the password hash checked (a password changed meanwhile voids it).
  */
-export async function issueMfaTicket(deps: MfaLoginDeps, subject: { userId: number; passwordHash: string }, sessionClient: SessionClient): Promise<MfaChallenge> {
+export async function issueMfaTicket(deps: Pick<MfaLoginDeps, 'db' | 'clock'>, subject: { userId: number; passwordHash: string }, sessionClient: SessionClient): Promise<MfaChallenge> {
   const now = deps.clock.nowSeconds();
   const { ticket, hash } = generateTicket();
   // The user's spent and expired tickets go as a new one comes: the table stays as small as the logins in flight.
