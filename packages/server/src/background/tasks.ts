@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import { rotationDetails } from '../keys/rotation.ts';
+import { deleteDeadMfaTickets } from '../mfa/login-step.ts';
 import { deleteAuditEventsBefore } from '../storage/audit.ts';
 import { deleteEndedSessions, deleteExpiredRefreshTokens } from '../storage/sessions.ts';
 import type { Database } from '../storage/schema.ts';
@@ -23,6 +24,8 @@ export interface PurgeReport {
   sessionsDeleted: number;
   refreshTokensDeleted: number;
   auditEventsDeleted: number;
+  /** MFA tickets past their 5 minutes or spent (mfa/login-step.ts). */
+  mfaTicketsDeleted: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -37,7 +40,8 @@ export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
   deps.denylist.prune();
   const retentionDays = deps.config?.auditRetentionDays ?? 0;
   const auditEventsDeleted = retentionDays > 0 ? await deleteAuditEventsBefore(deps.db, deps.clock.now().getTime() - retentionDays * DAY_MS) : 0;
-  return { sessionsDeleted, refreshTokensDeleted, auditEventsDeleted };
+  const mfaTicketsDeleted = await deleteDeadMfaTickets(deps.db, now);
+  return { sessionsDeleted, refreshTokensDeleted, auditEventsDeleted, mfaTicketsDeleted };
 }
 
 /** How often an instance checks whether KEY_ROTATION_DAYS has come: rotation waits at most this long past it. */

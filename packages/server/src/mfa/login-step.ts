@@ -163,3 +163,12 @@ async function reserveBoth(deps: MfaLoginDeps, userId: number, emailNormalized: 
     throw error;
   }
 }
+
+/** Tickets nothing can use any more (expired or spent), for the periodic purge (background/tasks.ts). */
+export async function deleteDeadMfaTickets(db: MfaLoginDeps['db'], now: number): Promise<number> {
+  const result = await db
+    .deleteFrom('mfa_tickets')
+    .where((eb) => eb.or([eb('expires_at', '<=', now), eb('used_at', 'is not', null)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
