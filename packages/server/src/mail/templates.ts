@@ -98,7 +98,7 @@ export function loadTemplates(templatesDir: string | undefined): Templates {
       const fill = (text: string, escape: (value: string) => string) => text.replace(PLACEHOLDER, (_all, key: string) => escape(values[key as keyof TemplateValues] ?? ''));
       return {
         // Nodemailer encodes the header, but a line break has no business in a subject at all.
-        subject: singleLine(fill(template.subject, plainText)),
+        subject: singleLine(fill(template.subject, singleLine)),
         text: fill(template.text, plainText),
         html: fill(template.html, escapeHtml),
       };
@@ -112,10 +112,10 @@ function plainText(value: string): string {
 }
 
 export function singleLine(value: string): string {
-  return value.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').trim();
+  return value.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ').trim();
 }
 
 /** A value in the HTML part: text, never markup, also inside a quoted attribute. */
 export function escapeHtml(value: string): string {
-  return plainText(value).replace(/[&<>"'`=]/g, (char) => `&#${char.charCodeAt(0)};`);
+  return plainText(value).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
