@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createMailer } from '../src/mail/mailer.ts';
@@ -15,9 +17,11 @@ import {
   signedInAdmin,
   signedInUser,
   signupUser,
+  startListeningTestApp,
   startTestApp,
   STRONG_PASSWORD,
   testDialects,
+  testRedis,
   type TestApp,
 } from './helpers.ts';
 import { linkIn, startTestMailbox, type ReceivedMessage, type TestMailbox } from './smtp-helpers.ts';
@@ -518,6 +522,92 @@ describe('mailer without a database', () => {
       expect(() => loadTemplates(join(directory, 'missing'))).toThrow(ConfigError);
     } finally {
       rmSync(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+const redisUnderTest = testRedis();
+
+describe.skipIf(!redisUnderTest).each(testDialects())('email budgets shared through Redis [redis] [%s]', (dialect) => {
+  it('two instances on one Redis send one address 3 reset messages an hour between them', async () => {
+    const mailbox = await startTestMailbox();
+    const env = { SMTP_URL: mailbox.url, PUBLIC_URL, REDIS_URL: redisUnderTest!.url, REDIS_KEY_PREFIX: redisUnderTest!.keyPrefix };
+    const first = await startTestApp(dialect, env);
+    const second = await openTestApp(first.database, env, first.clock);
+    try {
+      const email = freshEmail('shared');
+      await signupUser(first.app, { email });
+      await mailbox.next(email);
+      for (let i = 0; i < 8; i += 1) {
+        const app = i % 2 === 0 ? first.app : second.app;
+        const answer = await app.inject({ method: 'POST', url: '/password/forgot', payload: { email }, remoteAddress: `192.0.2.${i + 1}` });
+        expect(answer.statusCode).toBe(200);
+      }
+      await Promise.all([first.deps.mailer.idle(), second.deps.mailer.idle()]);
+      expect(mailbox.to(email).filter((message) => message.parsed.subject === 'Reset your password')).toHaveLength(3);
+    } finally {
+      await second.close();
+      await first.close();
+      await mailbox.close();
+    }
+  });
+});
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const runsInBrowser = existsSync(CHROMIUM) || process.env.CI === 'true';
+
+describe.skipIf(!runsInBrowser)('[browser] the pages emailed links open, in Chromium', () => {
+  let browser: Browser;
+  let mailbox: TestMailbox;
+  let test: TestApp;
+  let origin: string;
+  beforeAll(async () => {
+    mailbox = await startTestMailbox();
+    ({ test, origin } = await startListeningTestApp('sqlite', { SMTP_URL: mailbox.url, PUBLIC_URL }));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await test?.close();
+    await mailbox?.close();
+  });
+
+  /** The emailed link, opened on the listening test server (the page calls the API relative to itself). */
+  const onServer = (link: URL) => `${origin}${link.pathname}${link.search}`;
+
+  it('verifies the address and resets the password with the page and its script, under the CSP, dropping the token from the address bar', async () => {
+    const email = freshEmail('browser');
+    await signupUser(test.app, { email });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      // The 400 of the refused password is expected; anything else (a CSP refusal, a script error) is not.
+      if (message.type() === 'error' && !message.text().includes('status of 400')) problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    try {
+      await page.goto(onServer(linkIn(await mailbox.next(email), `${PUBLIC_URL}/account/verify-email?token=`)));
+      expect(new URL(page.url()).search).toBe('');
+      // Opening the page spent nothing: a scanner fetching the link verifies nothing.
+      expect((await test.deps.db.selectFrom('users').select('email_verified_at').where('email', '=', email).executeTakeFirstOrThrow()).email_verified_at).toBeNull();
+      await page.getByRole('button', { name: 'Confirm my address' }).click();
+      await expect.poll(() => page.locator('#status').textContent()).toBe('email verified');
+      expect((await test.deps.db.selectFrom('users').select('email_verified_at').where('email', '=', email).executeTakeFirstOrThrow()).email_verified_at).not.toBeNull();
+
+      await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email }, remoteAddress: freshIp() });
+      await page.goto(onServer(linkIn(await mailbox.next(email), `${PUBLIC_URL}/account/reset-password?token=`)));
+      await page.getByLabel('New password').fill('short');
+      await page.getByRole('button', { name: 'Set password' }).click();
+      await expect.poll(() => page.locator('#status').textContent()).toMatch(/^invalid request - .*new_password/);
+      await page.getByLabel('New password').fill(NEW_PASSWORD);
+      await page.getByRole('button', { name: 'Set password' }).click();
+      await expect.poll(() => page.locator('#status').textContent()).toBe('password reset');
+      expect((await loginUser(test.app, email, NEW_PASSWORD)).statusCode).toBe(201);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
     }
   });
 });
