@@ -1,20 +1,23 @@
 import { checkReserved, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
+import type { Config } from '../config.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
 import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../users/user.ts';
 import { DEFAULT_CLIENT_ID } from '../clients/clients.ts';
+import { assertMayLogIn } from './email-verification.ts';
 import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from './sessions.ts';
 
-export interface LoginDeps extends SessionDeps {
+export interface LoginDeps extends Omit<SessionDeps, 'config'> {
+  config: SessionDeps['config'] & Pick<Config, 'requireEmailVerification'>;
   hasher: PasswordHasher;
   loginLockout: LoginLockout;
   audit: Pick<AuditLog, 'record'>;
 }
 
 /** Why a login failed: stored in the audit log, never told to the client (one answer for all of them). */
-export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login';
+export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login' | 'email_not_verified';
 
 export interface LoginResult {
   user: PublicUser;
@@ -82,6 +85,13 @@ export async function login(
     throw invalidCredentials(input.email);
   }
   await attempt.succeeded();
+  // REQUIRE_EMAIL_VERIFICATION: only once the password matched, so the distinct answer tells only the owner.
+  try {
+    assertMayLogIn(deps.config, user);
+  } catch (error) {
+    failed('email_not_verified', user.id);
+    throw error;
+  }
 
   let checkedHash = user.password_hash;
   if (verified.needsRehash) {
