@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Where the test page lives; /passkeys/demo.js is its bundle. */
+/** Where the test page lives; /passkeys/demo/demo.js is its bundle. */
 export const PASSKEY_DEMO_PATH = '/passkeys/demo';
 
 /**

@@ -299,7 +299,7 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
       done();
     });
     scope.get(PASSKEY_DEMO_PATH, { schema: { hide: true } }, (_request, reply) => reply.type('text/html; charset=utf-8').send(demo.html));
-    scope.get(`${PASSKEY_DEMO_PATH}.js`, { schema: { hide: true } }, async (_request, reply) => {
+    scope.get(`${PASSKEY_DEMO_PATH}/demo.js`, { schema: { hide: true } }, async (_request, reply) => {
       let script: string;
       try {
         script = await demo.script();
