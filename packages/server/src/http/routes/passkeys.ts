@@ -137,7 +137,7 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
       onRequest: [rateLimit, authGuard],
       schema: {
         operationId: 'passkeyRegistrationOptions',
-        tags: ['passkeys'],
+        tags: ['users'],
         summary: 'Start adding a passkey: options for navigator.credentials.create()',
         description:
           'A discoverable credential (resident key required) with user verification required, no attestation. The challenge is ' +
@@ -161,7 +161,7 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
       onRequest: [rateLimit, authGuard],
       schema: {
         operationId: 'passkeyRegistrationVerify',
-        tags: ['passkeys'],
+        tags: ['users'],
         summary: 'Finish adding a passkey: the credential navigator.credentials.create() made',
         description: 'Checked against the challenge it answers (spent here, whatever the outcome), WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS.',
         security: BEARER_SECURITY,
@@ -193,7 +193,7 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
       onRequest: authGuard,
       schema: {
         operationId: 'listPasskeys',
-        tags: ['passkeys'],
+        tags: ['users'],
         summary: "The signed-in user's passkeys",
         security: BEARER_SECURITY,
         response: {
@@ -212,7 +212,7 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
       onRequest: [rateLimit, authGuard],
       schema: {
         operationId: 'deletePasskey',
-        tags: ['passkeys'],
+        tags: ['users'],
         summary: 'Delete one of your passkeys; it can no longer sign in',
         security: BEARER_SECURITY,
         params: PasskeyParams,
