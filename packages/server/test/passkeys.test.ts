@@ -50,7 +50,7 @@ function verifyLogin(test: TestApp, payload: unknown) {
 }
 
 async function auditActions(test: TestApp, action: string) {
-  await test.deps.audit.flush?.();
+  await test.deps.audit.flush();
   return test.deps.db.selectFrom('audit_events').selectAll().where('action', '=', action).execute();
 }
 
@@ -140,7 +140,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
     const third = await loginOptions(test);
     const genuine = authenticator.assert(third.options);
     const signature = Buffer.from(genuine.response.signature, 'base64url');
-    signature[signature.length - 1] ^= 1;
+    signature[signature.length - 1] = signature[signature.length - 1]! ^ 1;
     const altered = { ...genuine, response: { ...genuine.response, signature: signature.toString('base64url') } };
     expectErrorEnvelope(await verifyLogin(test, { challenge_id: third.challenge_id, response: altered }), 403);
     expectErrorEnvelope(await verifyLogin(test, { challenge_id: third.challenge_id, response: genuine }), 403);
