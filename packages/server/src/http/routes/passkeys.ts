@@ -5,7 +5,6 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import { audienceForClient, findPublicClient, requestedAudience } from '../../auth/token-request.ts';
 import { assertMayLogIn } from '../../auth/email-verification.ts';
 import type { Deps } from '../../deps.ts';
-import { AppError } from '../../errors.ts';
 import { loadPasskeyDemo, PASSKEY_DEMO_CSP, PASSKEY_DEMO_PATH, type PasskeyDemo } from '../../passkeys/demo-page.ts';
 import {
   authenticationOptions,
@@ -15,7 +14,6 @@ import {
   registerPasskey,
   registrationOptions,
 } from '../../passkeys/passkeys.ts';
-import type { UserRow } from '../../storage/users.ts';
 import { createAuthGuard } from '../auth-guard.ts';
 import { ClientRequestFields } from '../client-params.ts';
 import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
