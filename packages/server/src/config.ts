@@ -115,6 +115,9 @@ export interface Config {
 
 export type TrustProxy = false | { hops: number } | { addresses: string[] };
 
+export const SMTP_REQUIRED_IN_PRODUCTION =
+  'SMTP_URL is required with NODE_ENV=production: email verification and password reset send mail (smtp://user:pass@host:587 or smtps://…)';
+
 export class ConfigError extends Error {
   readonly problems: string[];
   constructor(problems: string[]) {
@@ -345,6 +348,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (config.jwt.refreshReuseGraceSeconds >= config.jwt.refreshTokenTtlSeconds) {
     read.problems.push('REFRESH_REUSE_GRACE must be shorter than REFRESH_TOKEN_TTL');
   }
+  // Verification and password reset send mail; in production a message must not end up in a log instead (src/mail/mailer.ts).
+  if (config.production && config.mail.smtpUrl === undefined) read.problems.push(SMTP_REQUIRED_IN_PRODUCTION);
 
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);

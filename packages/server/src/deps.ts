@@ -7,6 +7,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { createClientStatusCache, type ClientStatusCache } from './clients/status-cache.ts';
 import type { Config } from './config.ts';
 import { openKeyStore, type KeyStore } from './keys/key-store.ts';
+import { createMailer, type Mailer } from './mail/mailer.ts';
 import { loadServerSecret } from './keys/server-secret.ts';
 import { createPasswordHasher, createPasswordPolicy, OWASP_ARGON2ID, type Argon2Parameters, type PasswordHasher, type PasswordPolicy } from './passwords/index.ts';
 import type { DatabaseStats, DbOptions, DialectName } from './storage/db.ts';
@@ -44,6 +45,8 @@ export interface Deps {
   clientStatus: ClientStatusCache;
   /** The audit log: record() queues, a timer writes batches (audit/audit-log.ts); metrics listen to it. */
   audit: AuditLog & { stats(): { queued: number; dropped: number; written: number } };
+  /** Verification, reset and email-change messages: SMTP_URL, or the log in development (src/mail/mailer.ts). */
+  mailer: Mailer;
   /** What ADMIN_EMAIL did at start, for main.ts to log; undefined without it. */
   adminPromotion: { email: string; outcome: 'promoted' | 'already_admin' | 'no_such_user' } | undefined;
   /** Server secret from which each refresh token's child is derived (retry grace). */
@@ -63,6 +66,10 @@ export interface DepsOverrides {
   sharedStateLog?: SharedStateLog;
   /** Waiting for an unreachable database at start: where each retry is told (stderr by default), a signal to stop waiting. */
   databaseRetry?: DatabaseRetryOptions;
+  /** Waits between delivery attempts of a message the SMTP server refused for now (tests shorten them). */
+  mailRetryDelaysMs?: readonly number[];
+  /** Where the mailer logs (and, without SMTP_URL, writes the messages); the shared-state log by default. */
+  mailLog?: SharedStateLog;
 }
 
 const stderrLog: SharedStateLog = (level, fields, message) => process.stderr.write(`gatehouse: ${level}: ${message} ${JSON.stringify(fields)}\n`);
@@ -99,6 +106,11 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     shared.revocations.subscribe((event) => denylist.addSessions(event.sessionIds, event.revokedAt));
     const { counters, lockouts } = shared;
     const audit = createAuditLog({ db, clock, log: overrides.sharedStateLog ?? stderrLog });
+    const mailer = createMailer(config, {
+      // LOG_LEVEL=silent (the tests) silences the development fallback too: the operator chose no log at all.
+      log: overrides.mailLog ?? overrides.sharedStateLog ?? (config.logLevel === 'silent' ? () => {} : stderrLog),
+      ...(overrides.mailRetryDelaysMs ? { retryDelaysMs: overrides.mailRetryDelaysMs } : {}),
+    });
     const { loginMaxFailures, loginMaxFailuresPerAccount } = config.limits;
     return {
       config,
@@ -130,7 +142,10 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       refreshDerivationSecret,
       adminPromotion,
       audit,
+      mailer,
       async close() {
+        // First: deferred flow steps still write tokens and audit events.
+        await mailer.close();
         await audit.close();
         // An injected hasher belongs to the caller (tests share one across apps).
         if (!overrides.hasher) await hasher.close();

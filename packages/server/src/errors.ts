@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'mfa_conflict'
   /** A WebAuthn registration or assertion that does not verify (or a stale challenge). */
   | 'passkey_invalid'
+  /** DELETE /me/passkeys/:id of a passkey the user does not have (another user's answers the same). */
+  | 'passkey_not_found'
   | 'rate_limited'
   | 'unavailable';
 

@@ -181,8 +181,11 @@ describe.each(testDialects())('admin API: users [%s]', (dialect) => {
     expect((await userRow(test, ada.id))!.email).toBe('ada@example.com');
     expect((await call(test, 'GET', '/me', ada.token)).statusCode).toBe(200);
 
+    await test.deps.db.updateTable('users').set({ email_verified_at: 1 }).where('id', '=', ada.id).execute();
     const changed = await call(test, 'PATCH', `/users/${ada.id}`, admin.token, { email: 'Ada.Lovelace@example.com' });
     expect(json(changed).data.email).toBe('Ada.Lovelace@example.com');
+    // The old address was verified; nobody has shown they read mail at the new one.
+    expect((await userRow(test, ada.id))!.email_verified_at).toBeNull();
     expectErrorEnvelope(await call(test, 'GET', '/me', ada.token), 401, 'auth failed - token has been revoked');
     expect((await loginUser(test.app, 'ada.lovelace@EXAMPLE.com')).statusCode).toBe(201);
     const [session] = await test.deps.db.selectFrom('sessions').select('revoked_reason').where('user_id', '=', ada.id).orderBy('created_at').execute();

@@ -104,8 +104,10 @@ describe('METRICS_PORT: a listener of its own [workers]', () => {
     }
   });
 
-  it('a single process serves it there too, without the token, and not on the API port even with it', async () => {
-    const response = await fetch(`http://127.0.0.1:${singleMetricsPort}/metrics`);
+  it('a single process serves it there too (with METRICS_TOKEN set as well, only for that token), and not on the API port even with it', async () => {
+    // Both set: a listener that may sit on a shared network asks for the token too.
+    expect((await fetch(`http://127.0.0.1:${singleMetricsPort}/metrics`)).status).toBe(401);
+    const response = await fetch(`http://127.0.0.1:${singleMetricsPort}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(response.status).toBe(200);
     const metrics = parseScrape(await response.text());
     expect(metrics.value('process_resident_memory_bytes')).toBeGreaterThan(0);

@@ -27,8 +27,8 @@ const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormat
 
 type Json = Record<string, any>;
 
-/** Paths served on purpose outside the document: Swagger UI's page and assets, the admin console's files. */
-const UNDOCUMENTED_PREFIXES = ['/docs', '/admin'];
+/** Paths served on purpose outside the document: Swagger UI's page and assets, the admin console's files, the pages emailed links open, the passkey test page. */
+const UNDOCUMENTED_PREFIXES = ['/docs', '/admin', '/account', '/passkeys/demo'];
 
 interface Seen {
   method: string;

@@ -483,6 +483,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the email address with the token of the emailed link
+         * @description The link (PUBLIC_URL/account/verify-email?token=…) works once, for 24 hours, and only while the account still has that address.
+         */
+        post: operations["verifyEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/verify/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the verification link again
+         * @description With an access token: to the signed-in user (the answer says when the address is verified already). Without one: to {email}, with the same answer whether or not the address has an account. At most 3 messages per address and hour.
+         */
+        post: operations["resendVerificationEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Email a password-reset link
+         * @description Always the same 200, equally fast, whether or not the address has an account (the lookup and the message happen after the answer). The link works once, for 15 minutes. At most 3 messages per address and hour; 20 requests per client network and hour.
+         */
+        post: operations["forgotPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with the token of the emailed link; every session of the user ends
+         * @description The password policy applies as at signup; a refused password leaves the link usable. The link proves the mailbox, so the address counts as verified afterwards. Disabled accounts cannot reset.
+         */
+        post: operations["resetPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask to move the account to another address; a confirmation link goes to the new one
+         * @description Nothing changes until the link (1 hour, once) is opened. The answer is the same whether the new address is free or taken; a taken one gets no message.
+         */
+        post: operations["requestEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/change/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply an email change with the token of the link sent to the new address
+         * @description The new address is verified by this link. Every session of the user ends (tokens carry the email), and the old address is told.
+         */
+        post: operations["confirmEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/me/mfa": {
         parameters: {
             query?: never;
@@ -572,6 +692,120 @@ export interface paths {
          * @description A ticket lives 5 minutes, allows 5 tries and works once. Each wrong code also counts as a failed login of the account (LOGIN_MAX_FAILURES), and on a budget of the second step that only a right code clears (not the password): past it, 429. A TOTP code is accepted once: the same code again is refused. Tokens carry amr ["pwd","otp","mfa"] (TOTP) or ["pwd","mfa"] (recovery code).
          */
         post: operations["logInMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/passkeys/register/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start adding a passkey: options for navigator.credentials.create()
+         * @description A discoverable credential (resident key required) with user verification required, no attestation. The challenge is stored, good once for 5 minutes; the user's passkeys are excluded. At most 20 passkeys per account.
+         */
+        post: operations["passkeyRegistrationOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/passkeys/register/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish adding a passkey: the credential navigator.credentials.create() made
+         * @description Checked against the challenge it answers (spent here, whatever the outcome), WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS.
+         */
+        post: operations["passkeyRegistrationVerify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's passkeys */
+        get: operations["listPasskeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/passkeys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete one of your passkeys; it can no longer sign in */
+        delete: operations["deletePasskey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/login/passkey/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a passkey sign-in: options for navigator.credentials.get(), no email asked
+         * @description A discoverable sign-in (no allowCredentials): the authenticator offers the accounts it holds. challenge_id is good once, for 5 minutes.
+         */
+        post: operations["passkeyLoginOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/login/passkey/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a passkey sign-in: the assertion navigator.credentials.get() made, for tokens
+         * @description The same 403 for every refusal (unknown credential, bad signature, wrong origin, counter not moving forward, disabled account, spent or expired challenge). Tokens carry amr ["hwk"|"swk","user","mfa"]. Attempts per client address are limited (429).
+         */
+        post: operations["passkeyLogin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3621,6 +3855,674 @@ export interface operations {
             };
         };
     };
+    verifyEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "Jq3xv2cA0n9yJ2m1b8c7d6e5f4g3h2i1j0k9l8m7n6o"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the emailed link (its ?token= value) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Address verified */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "email verified",
+                     *       "data": {
+                     *         "email": "ada@example.com",
+                     *         "email_verified": true
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            email: string;
+                            /** @constant */
+                            email_verified: true;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid body, or a token that is unknown, expired, already used or altered */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    resendVerificationEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: email
+                     * @description Without an access token: the address to send to (the answer is the same for any address)
+                     */
+                    email?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Queued, or nothing to send */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "if this address has an account that is not verified yet, a new link is on its way",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description Invalid body, or neither an access token nor an email */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    forgotPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
+                "application/json": {
+                    /** Format: email */
+                    email: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted (whether or not the address is registered) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "if an account uses this address, a reset link is on its way",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description Invalid body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    resetPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "Jq3xv2cA0n9yJ2m1b8c7d6e5f4g3h2i1j0k9l8m7n6o",
+                 *       "new_password": "lantern quartz meadow fjord 42"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the emailed link (its ?token= value) */
+                    token: string;
+                    new_password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Password set; sign in with it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "password reset",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description Invalid body, a password the policy refuses (data.errors says why), or a token that is unknown, expired, used or altered */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    requestEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "new_email": "ada.lovelace@example.org",
+                 *       "password": "lantern quartz meadow fjord 42"
+                 *     }
+                 */
+                "application/json": {
+                    /** Format: email */
+                    new_email: string;
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Confirmation sent to the new address */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 202,
+                     *       "message": "confirmation sent to the new address",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 202;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description Invalid body, or the current address */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The password is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    confirmEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "Jq3xv2cA0n9yJ2m1b8c7d6e5f4g3h2i1j0k9l8m7n6o"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the emailed link (its ?token= value) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Address changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "email changed",
+                     *       "data": {
+                     *         "email": "ada.lovelace@example.org",
+                     *         "email_verified": true
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            email: string;
+                            /** @constant */
+                            email_verified: true;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid body, or a token that is unknown, expired, already used or altered */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The address was registered by someone else meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     getMfaStatus: {
         parameters: {
             query?: never;
@@ -4338,6 +5240,667 @@ export interface operations {
                 };
             };
             /** @description Incorrect, reused or spent code */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    passkeyRegistrationOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Creation options (data) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: ({
+                            challenge: string;
+                            rp: {
+                                id?: string;
+                                name: string;
+                            };
+                            user: {
+                                id: string;
+                                name: string;
+                                displayName: string;
+                            };
+                            pubKeyCredParams: {
+                                alg: number;
+                                /** @constant */
+                                type: "public-key";
+                            }[];
+                        } & {
+                            [key: string]: unknown;
+                        }) | null;
+                    };
+                };
+            };
+            /** @description The account has 20 passkeys already */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    passkeyRegistrationVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The PublicKeyCredential from navigator.credentials.create(), as JSON (startRegistration) */
+                    response: {
+                        /** @description Credential id (base64url) */
+                        id: string;
+                        rawId: string;
+                        /** @constant */
+                        type: "public-key";
+                        clientExtensionResults: {
+                            [key: string]: unknown;
+                        };
+                        authenticatorAttachment?: "platform" | "cross-platform";
+                        response: {
+                            clientDataJSON: string;
+                            attestationObject: string;
+                            transports?: string[];
+                            authenticatorData?: string;
+                            publicKey?: string;
+                            publicKeyAlgorithm?: number;
+                        };
+                    };
+                    /** @description A name to tell passkeys apart (default: "Passkey" and the date) */
+                    name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The passkey added */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 201,
+                     *       "message": "passkey registered",
+                     *       "data": {
+                     *         "id": 3,
+                     *         "name": "Laptop",
+                     *         "device_type": "multiDevice",
+                     *         "backed_up": true,
+                     *         "transports": [
+                     *           "internal",
+                     *           "hybrid"
+                     *         ],
+                     *         "created_at": "2026-06-01T12:00:00.000Z",
+                     *         "last_used_at": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 201;
+                        message: string;
+                        data: {
+                            id: number;
+                            name: string;
+                            device_type: string | null;
+                            backed_up: boolean;
+                            transports: string[];
+                            /** Format: date-time */
+                            created_at: string;
+                            last_used_at: string | null;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The response does not verify (altered, wrong origin or RP, no user verification, counter not moving forward), or its challenge is unknown, expired (5 min) or already used; the same answer for all */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    listPasskeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "passkeys",
+                     *       "data": [
+                     *         {
+                     *           "id": 3,
+                     *           "name": "Laptop",
+                     *           "device_type": "multiDevice",
+                     *           "backed_up": true,
+                     *           "transports": [
+                     *             "internal",
+                     *             "hybrid"
+                     *           ],
+                     *           "created_at": "2026-06-01T12:00:00.000Z",
+                     *           "last_used_at": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            id: number;
+                            name: string;
+                            device_type: string | null;
+                            backed_up: boolean;
+                            transports: string[];
+                            /** Format: date-time */
+                            created_at: string;
+                            last_used_at: string | null;
+                        }[] | null;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deletePasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 200,
+                     *       "message": "passkey deleted",
+                     *       "data": null
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: null;
+                    };
+                };
+            };
+            /** @description The id is not a positive integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No access token, or one that is invalid, expired or revoked; WWW-Authenticate says which (RFC 6750) */
+            401: {
+                headers: {
+                    /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such passkey among yours (another user's id answers the same) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    passkeyLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The challenge to answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 200;
+                        message: string;
+                        data: {
+                            challenge_id: string;
+                            /** @description PublicKeyCredentialRequestOptionsJSON: pass to startAuthentication({ optionsJSON }) */
+                            options: {
+                                challenge: string;
+                                rpId?: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests from this address, or failed attempts on this account; Retry-After says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Overloaded (password hashing queue full) or the database is unavailable; Retry-After says when to try again */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    passkeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description challenge_id from POST /login/passkey/options */
+                    challenge_id: string;
+                    /** @description The PublicKeyCredential from navigator.credentials.get(), as JSON (startAuthentication) */
+                    response: {
+                        /** @description Credential id (base64url) */
+                        id: string;
+                        rawId: string;
+                        /** @constant */
+                        type: "public-key";
+                        clientExtensionResults: {
+                            [key: string]: unknown;
+                        };
+                        authenticatorAttachment?: "platform" | "cross-platform";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string;
+                        };
+                    };
+                    /** @description A public client to sign in through (default `gatehouse`) */
+                    client_id?: string;
+                    /** @description The API the access token is for: JWT_AUDIENCE (default) or one of the client's audiences */
+                    audience?: string;
+                    /** @description RFC 8707 resource indicator: the same as audience (give one, or both equal) */
+                    resource?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A new access token and refresh token; the data is the user */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": true,
+                     *       "code": 201,
+                     *       "message": "verification success",
+                     *       "data": {
+                     *         "id": 1,
+                     *         "email": "ada@example.com",
+                     *         "name": "Ada Lovelace"
+                     *       },
+                     *       "token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjJ3OWYiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIxIiwic2lkIjoiLi4uIn0.c2lnbmF0dXJl",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "refresh_token": "kV0Qk1d3N2Jv4uQ0b2xJ8m6N5y7Zr3Tq9sXwEaLcPfI"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description true below 400, false on errors
+                         * @constant
+                         */
+                        status: true;
+                        /**
+                         * @description Always the HTTP status
+                         * @constant
+                         */
+                        code: 201;
+                        message: string;
+                        data: {
+                            id: number;
+                            email: string;
+                            name: string;
+                        } | null;
+                        /** @description Access token (JWT) */
+                        token: string;
+                        /** @constant */
+                        token_type: "Bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        /** @description Opaque, single-use refresh token */
+                        refresh_token: string;
+                    };
+                };
+            };
+            /** @description Invalid body, or an unknown client_id or audience */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The passkey was not accepted (same answer for every reason); or, under REQUIRE_EMAIL_VERIFICATION, the address is unverified */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,6 @@
 import { checkReserved, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
+import type { Config } from '../config.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { findUserByNormalizedEmail, updatePasswordHash } from '../storage/users.ts';
@@ -7,16 +8,18 @@ import { normalizeEmail, parseRoles, toPublicUser, type PublicUser } from '../us
 import { DEFAULT_CLIENT_ID } from '../clients/clients.ts';
 import { hasConfirmedTotp } from '../mfa/factors.ts';
 import { issueMfaTicket, type MfaChallenge } from '../mfa/login-step.ts';
+import { assertMayLogIn } from './email-verification.ts';
 import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from './sessions.ts';
 
-export interface LoginDeps extends SessionDeps {
+export interface LoginDeps extends Omit<SessionDeps, 'config'> {
+  config: SessionDeps['config'] & Pick<Config, 'requireEmailVerification'>;
   hasher: PasswordHasher;
   loginLockout: LoginLockout;
   audit: Pick<AuditLog, 'record'>;
 }
 
 /** Why a login failed: stored in the audit log, never told to the client (one answer for all of them). */
-export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login' | 'mfa_required';
+export type LoginFailureReason = 'unknown_email' | 'wrong_password' | 'disabled' | 'locked' | 'changed_during_login' | 'email_not_verified' | 'mfa_required';
 
 export interface LoginResult {
   user: PublicUser;
@@ -90,6 +93,13 @@ export async function login(
     throw invalidCredentials(input.email);
   }
   await attempt.succeeded();
+  // REQUIRE_EMAIL_VERIFICATION: only once the password matched, so the distinct answer tells only the owner.
+  try {
+    assertMayLogIn(deps.config, user);
+  } catch (error) {
+    failed('email_not_verified', user.id);
+    throw error;
+  }
   // A right password clears the password budgets even with a second factor pending: wrong codes are
   // counted on a budget of their own too, which only a right code clears (mfa/login-step.ts), so
   // someone who has the password gains no code guesses by logging in again.

@@ -9,6 +9,8 @@ export type RevocationReason =
   | 'logout'
   | 'logout_all'
   | 'password_change'
+  /** POST /password/reset: every session of the user ends. */
+  | 'password_reset'
   | 'refresh_token_reuse'
   | 'account_disabled'
   /** POST /revoke (RFC 7009). */

@@ -33,6 +33,7 @@ const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
   mfa_ticket_invalid: { status: 401, message: 'auth failed - the MFA ticket is invalid or expired' },
   mfa_conflict: { status: 409, message: 'conflict - two-factor authentication is not in a state that allows this' },
   passkey_invalid: { status: 403, message: 'verification failed - passkey not accepted' },
+  passkey_not_found: { status: 404, message: 'passkey not found' },
   rate_limited: { status: 429, message: 'too many requests - try again later' },
   unavailable: { status: 503, message: 'service unavailable' },
 };

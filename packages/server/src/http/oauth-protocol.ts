@@ -57,6 +57,8 @@ const OAUTH_ERRORS: Partial<Record<ErrorCode, { status: number; error: OAuthErro
   client_invalid: { status: 401, error: 'invalid_client', description: 'client authentication failed' },
   invalid_credentials: { status: 400, error: 'invalid_grant', description: 'incorrect username or password' },
   refresh_invalid: { status: 400, error: 'invalid_grant', description: 'refresh token is invalid' },
+  // REQUIRE_EMAIL_VERIFICATION, after the password matched (auth/email-verification.ts assertMayLogIn).
+  email_not_verified: { status: 400, error: 'invalid_grant', description: 'email address not verified' },
   forbidden: { status: 400, error: 'unauthorized_client', description: 'this client may not use this grant type' },
   rate_limited: { status: 429, error: 'temporarily_unavailable', description: 'too many requests - try again later' },
   unavailable: { status: 503, error: 'temporarily_unavailable', description: 'service unavailable' },

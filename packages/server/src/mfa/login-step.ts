@@ -1,6 +1,7 @@
 import type { LoginAttempt, LoginLockout } from '../abuse/login-lockout.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { LoginDeps, LoginResult } from '../auth/login.ts';
+import { assertMayLogIn } from '../auth/email-verification.ts';
 import { startSession, type SessionClient } from '../auth/sessions.ts';
 import type { RequestContext } from '../audit/events.ts';
 import { findUserById } from '../storage/users.ts';
@@ -105,6 +106,8 @@ export async function completeMfaLogin(
     await deps.db.deleteFrom('mfa_tickets').where('ticket_hash', '=', ticketHash).execute();
     throw invalidTicket(!user ? 'user_gone' : user.disabled_at !== null ? 'disabled' : 'password_changed', userId);
   }
+  // REQUIRE_EMAIL_VERIFICATION holds at the second step too (an address changed meanwhile is unverified again).
+  assertMayLogIn(deps.config, user);
 
   // Counted on both budgets before the code is checked: the second step's own, and the login's (a wrong
   // code is a failed login; while either is locked, this answers 429, and so does the password step for the login's).

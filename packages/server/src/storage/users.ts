@@ -130,7 +130,7 @@ export function isPostgres(db: Executor): boolean {
 export async function updateUserRow(
   db: Executor,
   id: number,
-  changes: Partial<Pick<UsersTable, 'email' | 'email_normalized' | 'name' | 'roles' | 'disabled_at' | 'updated_at'>>,
+  changes: Partial<Pick<UsersTable, 'email' | 'email_normalized' | 'email_verified_at' | 'name' | 'roles' | 'disabled_at' | 'updated_at'>>,
 ): Promise<UserRow> {
   return db.updateTable('users').set(changes).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
 }

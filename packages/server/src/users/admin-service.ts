@@ -207,6 +207,8 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
       if (changes.email !== undefined && changes.email !== before.email) {
         set.email = changes.email;
         set.email_normalized = normalizeEmail(changes.email);
+        // Nobody has shown they read mail at the new address yet.
+        set.email_verified_at = null;
         note('email', before.email, changes.email);
       }
       if (changes.roles !== undefined && JSON.stringify(changes.roles) !== JSON.stringify(beforeRoles)) {

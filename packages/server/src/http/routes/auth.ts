@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { login } from '../../auth/login.ts';
 import type { SessionTokens } from '../../auth/sessions.ts';
 import { signup } from '../../auth/signup.ts';
+import { verifyAfterSignup } from '../../auth/email-verification.ts';
 import { audienceForClient, findPublicClient, requestedAudience } from '../../auth/token-request.ts';
 import type { Deps } from '../../deps.ts';
 import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
@@ -91,6 +92,8 @@ export async function authRoutes(rawApp: FastifyInstance, deps: Deps): Promise<v
         subject: { type: 'user', id: String(user.id) },
         context: requestContext(request),
       });
+      // The verification message goes after the answer, which stays the seed's.
+      verifyAfterSignup(deps, user.id);
       return reply.code(201).send(envelope(201, 'successfully registered', user));
     },
   );
