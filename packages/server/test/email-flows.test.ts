@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { purgeExpired } from '../src/background/tasks.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createMailer } from '../src/mail/mailer.ts';
 import { loadTemplates } from '../src/mail/templates.ts';
@@ -269,6 +270,17 @@ describe.each(testDialects())('email flows over SMTP [%s]', (dialect) => {
     expect((await post('/password/reset', { token: third, new_password: NEW_PASSWORD })).statusCode).toBe(200);
     expectErrorEnvelope(await post('/password/reset', { token: second, new_password: 'another fine passphrase 9' }), 400, LINK_INVALID);
     expect((await loginUser(test.app, email, NEW_PASSWORD)).statusCode).toBe(201);
+
+    // Spent and expired links are purged with the other dead rows; the live one (the signup's verification link, 24 h) stays.
+    const user = (await test.deps.db.selectFrom('users').select('id').where('email_normalized', '=', email).executeTakeFirstOrThrow()).id;
+    const links = async () => (await test.deps.db.selectFrom('email_tokens').select(['purpose', 'used_at']).where('user_id', '=', user).execute()).length;
+    expect(await links()).toBeGreaterThan(1);
+    const purge = () => purgeExpired({ db: test.deps.db, clock: test.clock, denylist: test.deps.denylist, accessTokenTtlSeconds: 900 });
+    expect((await purge()).emailTokensDeleted).toBeGreaterThan(0);
+    expect(await links()).toBe(1);
+    test.clock.advanceSeconds(24 * 3600);
+    await purge();
+    expect(await links()).toBe(0);
   });
 
   it('a disabled account gets no reset message, and a link issued before the disable is refused', async () => {

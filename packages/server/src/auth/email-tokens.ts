@@ -81,3 +81,12 @@ export async function spendEmailToken(db: Executor, token: string, purpose: Emai
 export async function spendUserEmailTokens(db: Executor, userId: number, purpose: EmailTokenPurpose, now: number): Promise<void> {
   await db.updateTable('email_tokens').set({ used_at: now }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).execute();
 }
+
+/** Links nobody can use any more (expired or spent): nothing reads them after that. Returns how many went. */
+export async function deleteDeadEmailTokens(db: Executor, now: number): Promise<number> {
+  const result = await db
+    .deleteFrom('email_tokens')
+    .where((eb) => eb.or([eb('expires_at', '<=', now), eb('used_at', 'is not', null)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

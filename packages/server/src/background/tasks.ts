@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import { rotationDetails } from '../keys/rotation.ts';
+import { deleteDeadEmailTokens } from '../auth/email-tokens.ts';
 import { deleteDeadMfaTickets } from '../mfa/login-step.ts';
 import { deleteAuditEventsBefore } from '../storage/audit.ts';
 import { deleteEndedSessions, deleteExpiredRefreshTokens } from '../storage/sessions.ts';
@@ -26,6 +27,8 @@ export interface PurgeReport {
   auditEventsDeleted: number;
   /** MFA tickets past their 5 minutes or spent (mfa/login-step.ts). */
   mfaTicketsDeleted: number;
+  /** Emailed links past their lifetime or spent (auth/email-tokens.ts). */
+  emailTokensDeleted: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -41,7 +44,8 @@ export async function purgeExpired(deps: PurgeDeps): Promise<PurgeReport> {
   const retentionDays = deps.config?.auditRetentionDays ?? 0;
   const auditEventsDeleted = retentionDays > 0 ? await deleteAuditEventsBefore(deps.db, deps.clock.now().getTime() - retentionDays * DAY_MS) : 0;
   const mfaTicketsDeleted = await deleteDeadMfaTickets(deps.db, now);
-  return { sessionsDeleted, refreshTokensDeleted, auditEventsDeleted, mfaTicketsDeleted };
+  const emailTokensDeleted = await deleteDeadEmailTokens(deps.db, now);
+  return { sessionsDeleted, refreshTokensDeleted, auditEventsDeleted, mfaTicketsDeleted, emailTokensDeleted };
 }
 
 /** How often an instance checks whether KEY_ROTATION_DAYS has come: rotation waits at most this long past it. */
