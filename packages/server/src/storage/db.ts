@@ -1,7 +1,23 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type LogEvent, type MigrationResultSet, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresAdapter,
+  PostgresDialect,
+  PostgresIntrospector,
+  SqliteDialect,
+  sql,
+  type DatabaseIntrospector,
+  type DatabaseMetadata,
+  type LogEvent,
+  type MigrationResultSet,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type SchemaMetadata,
+  type TableMetadata,
+} from 'kysely';
 import type pg from 'pg';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
@@ -68,7 +84,7 @@ export async function createDb(databaseUrl: string, options: DbOptions = {}): Pr
     kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath, options.timeouts?.queryMs) }), log });
   } else {
     pgPool = await openPostgresPool(databaseUrl, options);
-    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingTimedOutClients(pgPool) }), log });
+    kysely = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool: discardingTimedOutClients(pgPool) }), log });
   }
 
   return {
@@ -92,6 +108,47 @@ export async function createDb(databaseUrl: string, options: DbOptions = {}): Pr
     }),
     close: () => kysely.destroy(),
   };
+}
+
+/**
+ * What the migrator asks the database (do its bookkeeping tables exist?), answered from our schema
+ * alone. Kysely's PostgresIntrospector reads every table of every schema, calling
+ * has_schema_privilege() and pg_get_serial_sequence() on each: a schema another tenant drops at that
+ * moment fails our start with `schema "…" does not exist` (seen in CI, where every test has a schema
+ * of its own and drops it when done), and its cost grows with everyone else's tables.
+ */
+class CurrentSchemaIntrospector implements DatabaseIntrospector {
+  readonly #db: Kysely<any>;
+  readonly #schemas: PostgresIntrospector;
+
+  constructor(db: Kysely<any>) {
+    this.#db = db;
+    this.#schemas = new PostgresIntrospector(db);
+  }
+
+  getSchemas(): Promise<SchemaMetadata[]> {
+    // A plain read of pg_namespace: no per-schema function that a concurrent drop could fail.
+    return this.#schemas.getSchemas();
+  }
+
+  async getTables(): Promise<TableMetadata[]> {
+    const { rows } = await sql<{ name: string; schema: string; kind: string }>`
+      select c.relname as name, ns.nspname as schema, c.relkind as kind
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+      where ns.nspname = current_schema() and c.relkind in ('r', 'v', 'p')
+      order by c.relname`.execute(this.#db);
+    return rows.map((row) => ({ name: row.name, schema: row.schema, isView: row.kind === 'v', columns: [] }));
+  }
+
+  async getMetadata(): Promise<DatabaseMetadata> {
+    return { tables: await this.getTables() };
+  }
+}
+
+class CurrentSchemaPostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new CurrentSchemaIntrospector(db);
+  }
 }
 
 async function migrateToLatest(kysely: Kysely<Database>): Promise<MigrationOutcome> {
