@@ -108,7 +108,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     const audit = createAuditLog({ db, clock, log: overrides.sharedStateLog ?? stderrLog });
     const mailer = createMailer(config, {
       // LOG_LEVEL=silent (the tests) silences the development fallback too: the operator chose no log at all.
-      log: overrides.mailLog ?? overrides.sharedStateLog ?? (config.logLevel === 'silent' ? () => {} : stderrLog),
+      // Not the shared-state log: its readers (and tests) count Redis and cluster warnings there.
+      log: overrides.mailLog ?? (config.logLevel === 'silent' ? () => {} : stderrLog),
       ...(overrides.mailRetryDelaysMs ? { retryDelaysMs: overrides.mailRetryDelaysMs } : {}),
     });
     const { loginMaxFailures, loginMaxFailuresPerAccount } = config.limits;

@@ -350,7 +350,7 @@ describe.each(testDialects())('attacks on access tokens [%s]', (dialect) => {
       const fresh = json(await loginUser(test.app, 'claims@example.com'));
       await expectTokenRefused(fresh.refresh_token);
       const asRefresh = await test.app.inject({ method: 'POST', url: '/token/refresh', payload: { refresh_token: fresh.token } });
-      expect(asRefresh.statusCode, asRefresh.body).toBe(fresh.token.length <= 512 ? 401 : 400);
+      expect(asRefresh.statusCode, asRefresh.body).toBe(401);
       assertNoLeak(asRefresh.body, [fresh.token]);
       expect(json(asRefresh)).not.toHaveProperty('token');
       // Neither attempt harmed the genuine pair.
