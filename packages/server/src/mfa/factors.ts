@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import QRCode from 'qrcode';
 import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import type { Clock } from '../clock.ts';
@@ -106,6 +105,8 @@ export async function enrolTotp(deps: MfaDeps, userId: number): Promise<Enrolmen
     .executeTakeFirst();
   if (Number(result.numInsertedOrUpdatedRows ?? 0n) !== 1) throw new AppError('mfa_conflict', 'two-factor authentication is already enabled');
   const uri = otpauthUri(secret, deps.config.totpIssuer, user.email);
+  // qrcode costs about 10 MiB resident: loaded at the first enrolment, not at start.
+  const { default: QRCode } = await import('qrcode');
   const qrSvg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return { secret, otpauthUri: uri, qrSvg };
 }

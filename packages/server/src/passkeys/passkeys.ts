@@ -1,14 +1,12 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+  VerifiedAuthenticationResponse,
+  VerifiedRegistrationResponse,
 } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
@@ -20,6 +18,14 @@ import { loadServerSecret } from '../keys/server-secret.ts';
 import type { Database } from '../storage/schema.ts';
 import { findUserById, type UserRow } from '../storage/users.ts';
 import { toPublicUser, type PublicUser } from '../users/user.ts';
+
+// @simplewebauthn/server and its dependencies weigh about 26 MiB resident (measured alone): loaded by
+// the first passkey request, not at start, so a deployment without passkeys never pays for them.
+let webauthnModule: Promise<typeof import('@simplewebauthn/server')> | undefined;
+function webauthn(): Promise<typeof import('@simplewebauthn/server')> {
+  webauthnModule ??= import('@simplewebauthn/server');
+  return webauthnModule;
+}
 
 /** A challenge is good for one ceremony, for five minutes (the browser's own timeout is the same). */
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -152,7 +158,7 @@ export async function registrationOptions(deps: PasskeyDeps, userId: number): Pr
   if (existing.length >= MAX_PASSKEYS_PER_USER) {
     throw new AppError('invalid_input', `at most ${MAX_PASSKEYS_PER_USER} passkeys per account - delete one first`, { fieldErrors: [] });
   }
-  const options = await generateRegistrationOptions({
+  const options = await (await webauthn()).generateRegistrationOptions({
     rpName: deps.config.webauthn.rpName,
     rpID: deps.config.webauthn.rpId,
     userName: user.email,
@@ -180,9 +186,9 @@ export async function registerPasskey(
   const challenge = answeredChallenge(input.response.response.clientDataJSON);
   const spent = challenge === undefined ? undefined : await spendChallenge(deps, { purpose: 'register', userId, challenge });
   if (!spent) throw rejected('verification failed - the registration challenge is unknown, expired or already used');
-  let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+  let verification: VerifiedRegistrationResponse;
   try {
-    verification = await verifyRegistrationResponse({
+    verification = await (await webauthn()).verifyRegistrationResponse({
       response: input.response,
       expectedChallenge: spent.challenge,
       expectedOrigin: [...deps.config.webauthn.origins],
@@ -249,7 +255,7 @@ export async function deletePasskey(deps: PasskeyDeps, userId: number, passkeyId
 }
 
 export async function authenticationOptions(deps: PasskeyDeps): Promise<{ challengeId: string; options: PublicKeyCredentialRequestOptionsJSON }> {
-  const options = await generateAuthenticationOptions({
+  const options = await (await webauthn()).generateAuthenticationOptions({
     rpID: deps.config.webauthn.rpId,
     // Empty: a discoverable sign-in, the authenticator offers whichever accounts it holds for us.
     allowCredentials: [],
@@ -306,9 +312,9 @@ export async function loginWithPasskey(
   // A discoverable assertion names its account: it must be the one the credential was registered for.
   const returnedHandle = input.response.response.userHandle;
   if (returnedHandle !== undefined && returnedHandle !== passkey.user_handle) throw failed('user_handle_mismatch', passkey.user_id);
-  let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+  let verification: VerifiedAuthenticationResponse;
   try {
-    verification = await verifyAuthenticationResponse({
+    verification = await (await webauthn()).verifyAuthenticationResponse({
       response: input.response,
       expectedChallenge: spent.challenge,
       expectedOrigin: [...deps.config.webauthn.origins],
