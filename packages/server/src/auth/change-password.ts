@@ -3,6 +3,7 @@ import type { AuditLog, RequestContext } from '../audit/events.ts';
 import { AppError, invalidInput, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { findUserById, updatePasswordHash } from '../storage/users.ts';
+import { spendUserEmailTokens } from './email-tokens.ts';
 import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
 
 export interface ChangePasswordDeps extends RevocationDeps {
@@ -66,6 +67,10 @@ export async function changePassword(
     audit({ outcome: 'failure', reason: 'changed_meanwhile' });
     throw new AppError('wrong_password', 'the password changed while this request was checked');
   }
+  // Links asked for before the change (a reset, a move to another address) may be the thief's: spent.
+  const now = deps.clock.nowSeconds();
+  await spendUserEmailTokens(deps.db, user.id, 'reset_password', now);
+  await spendUserEmailTokens(deps.db, user.id, 'change_email', now);
   const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
   audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
 }

@@ -95,6 +95,8 @@ export async function resetPassword(
       .executeTakeFirst();
     if (Number(changed.numUpdatedRows) !== 1) return 'changed' as const;
     await spendUserEmailTokens(trx, Number(user.id), 'reset_password', now);
+    // A pending move to another address may be the very takeover this reset recovers from.
+    await spendUserEmailTokens(trx, Number(user.id), 'change_email', now);
     const reason: RevocationReason = 'password_reset';
     return revokeSessions(trx, { userId: Number(user.id) }, now, reason);
   });
