@@ -1,64 +1,17 @@
 // The admin API as the console uses it (the shapes of the HTTP contract in DESIGN.md / the OpenAPI
 // document). Every call goes through @gatehouse/client, which keeps the tokens in memory only and
 // refreshes them single-flight before they expire and on a 401.
-import { createGatehouseClient, type GatehouseClient } from '@gatehouse/client';
+import { createGatehouseClient, type GatehouseClient, type operations } from '@gatehouse/client';
 
-export interface AdminUser {
-  id: number;
-  email: string;
-  name: string;
-  roles: string[];
-  disabled: boolean;
-  disabled_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+// The answers' shapes come from the generated OpenAPI types: they cannot drift from the server.
+type JsonBody<T> = T extends { content: { 'application/json': infer Body } } ? Body : never;
+type DataOf<Operation extends { responses: Record<number, unknown> }> = NonNullable<JsonBody<Operation['responses'][200]> extends { data: infer Data } ? Data : never>;
 
-export interface UserSession {
-  id: string;
-  client_id: string | null;
-  audience: string | null;
-  created_at: string;
-  last_refreshed_at: string | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-  revoked_reason: string | null;
-}
-
-export interface AuditEvent {
-  id: number;
-  occurred_at: string;
-  action: string;
-  outcome: 'success' | 'failure';
-  reason: string | null;
-  actor: { type: string; id: string | null };
-  subject: { type: string; id: string } | null;
-  ip: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  details: Record<string, unknown> | null;
-}
-
-export interface SigningKey {
-  kid: string;
-  algorithm: string;
-  state: 'pending' | 'active' | 'retired';
-  created_at: string;
-  activates_at: string | null;
-  retired_at: string | null;
-  expires_at: string | null;
-}
-
-export interface ServiceClient {
-  id: string;
-  name: string;
-  type: string;
-  audiences: string[];
-  scopes: string[];
-  disabled: boolean;
-  created_at: string;
-  updated_at: string;
-}
+export type AdminUser = DataOf<operations['getUser']>;
+export type UserSession = DataOf<operations['listUserSessions']>['sessions'][number];
+export type AuditEvent = DataOf<operations['listAuditEvents']>['events'][number];
+export type SigningKey = DataOf<operations['listSigningKeys']>['keys'][number];
+export type ServiceClient = DataOf<operations['listClients']>['clients'][number];
 
 export interface UserFilters {
   email?: string;

@@ -70,7 +70,16 @@ export function ConfirmDialog(props: {
     if (!props.open && element.open) element.close();
   }, [props.open]);
   return (
-    <dialog ref={dialog} aria-labelledby={`${id}-title`} aria-describedby={`${id}-body`} onClose={() => props.open && props.onCancel()}>
+    <dialog
+      ref={dialog}
+      aria-labelledby={`${id}-title`}
+      aria-describedby={`${id}-body`}
+      // Escape: the state follows in the same task ('cancel' fires before the dialog closes). Waiting for
+      // 'close' (a later task) let a quick Enter on the opener be lost: the opener set the state it still
+      // had, and the late close then cancelled it (seen as a flaky browser test).
+      onCancel={() => props.onCancel()}
+      onClose={() => props.open && props.onCancel()}
+    >
       <h2 id={`${id}-title`}>{props.title}</h2>
       <div id={`${id}-body`}>{props.children}</div>
       <div class="actions">
