@@ -118,7 +118,24 @@ export async function completeMfaLogin(
     if (isAppError(error, 'rate_limited')) audit({ action: 'user.login_failed', reason: 'locked', userId, details: { method: 'mfa' } });
     throw error;
   }
-  const method = await spendSecondFactor(deps, userId, code);
+  // The ticket is claimed and the code spent in one transaction, the ticket first: of requests finishing
+  // one ticket at once, the losers wait on its row and then find it spent, so none of them uses up a
+  // recovery code for nothing; a wrong code rolls the claim back (the ticket keeps its remaining tries).
+  let outcome: SecondFactorMethod | 'ticket_spent' | undefined;
+  try {
+    outcome = await deps.db.transaction().execute(async (trx) => {
+      const claimed = await trx.updateTable('mfa_tickets').set({ used_at: now }).where('ticket_hash', '=', ticketHash).where('used_at', 'is', null).executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) !== 1) return 'ticket_spent' as const;
+      const method = await spendSecondFactor({ ...deps, db: trx }, userId, code);
+      if (!method) throw WRONG_CODE;
+      return method;
+    });
+  } catch (error) {
+    if (error !== WRONG_CODE) throw error;
+    outcome = undefined;
+  }
+  if (outcome === 'ticket_spent') throw invalidTicket('ticket_spent', userId);
+  const method = outcome;
   if (!method) {
     audit({ action: 'user.mfa_failed', reason: 'wrong_code', userId, details: { code_kind: code.kind } });
     for (const [index, attempt] of attempts.entries()) {
@@ -129,9 +146,6 @@ export async function completeMfaLogin(
     throw new AppError('mfa_invalid', 'incorrect code');
   }
   await Promise.all(attempts.map((attempt) => attempt.succeeded()));
-  // Spent once: of two requests finishing one ticket with two good codes, one wins.
-  const spent = await deps.db.updateTable('mfa_tickets').set({ used_at: now }).where('ticket_hash', '=', ticketHash).where('used_at', 'is', null).executeTakeFirst();
-  if (Number(spent.numUpdatedRows) !== 1) throw invalidTicket('ticket_spent', userId);
 
   // Opened only while the user is enabled and has the password the ticket was won with (auth/sessions.ts).
   const sessionClient = { clientId: ticket.client_id, audience: ticket.audience };
@@ -155,6 +169,9 @@ export async function completeMfaLogin(
   });
   return { user: toPublicUser(started.user), tokens: started.tokens, method };
 }
+
+/** Thrown inside the transaction to roll the ticket's claim back. */
+const WRONG_CODE = Symbol('wrong code');
 
 /** The second step's attempt, then the login's; the first given back if the second refuses. */
 async function reserveBoth(deps: MfaLoginDeps, userId: number, emailNormalized: string, network: string): Promise<LoginAttempt[]> {
