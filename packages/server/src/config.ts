@@ -63,6 +63,11 @@ export interface Config {
   sessions: {
     /** Absolute session lifetime from login, whatever the refreshes. */
     maxAgeSeconds: number;
+    /**
+     * REAUTH_MAX_AGE: a session signed into at most this long ago may add a second factor or a passkey
+     * without typing the password again; 0 always asks for it.
+     */
+    reauthMaxAgeSeconds: number;
   };
   /** `self`: GET /users lists everyone only to admins; `all`: to every signed-in user (the tutorial). */
   usersList: 'self' | 'all';
@@ -312,6 +317,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     sessions: {
       maxAgeSeconds: read.duration('SESSION_MAX_AGE', 90 * 86400, 60, 10 * 365 * 86400),
+      reauthMaxAgeSeconds: read.duration('REAUTH_MAX_AGE', 300, 0, 86400),
     },
     usersList: read.oneOf('USERS_LIST', ['self', 'all'] as const, 'self'),
     trustProxy: readTrustProxy(read),

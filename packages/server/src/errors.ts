@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'passkey_invalid'
   /** DELETE /me/passkeys/:id of a passkey the user does not have (another user's answers the same). */
   | 'passkey_not_found'
+  /** Adding a sign-in factor from a session older than REAUTH_MAX_AGE without the password. */
+  | 'reauthentication_required'
   | 'rate_limited'
   | 'unavailable';
 

@@ -96,7 +96,9 @@ describe.each(testDialects())('email flows over SMTP [%s]', (dialect) => {
     expect(message.parsed.from?.value[0]?.address).toBe('no-reply@auth.example.test');
     expect(message.recipients).toEqual([email]);
     expect(message.parsed.subject).toBe('Confirm your email address');
-    expect(message.parsed.text).toContain('Hello Ada Lovelace');
+    // The address is not verified yet: the name typed at signup (perhaps a stranger's) is not put in front of its reader.
+    expect(message.parsed.text).toMatch(/^Hello,\n/);
+    expect(message.raw).not.toContain('Ada');
     const link = linkIn(message, `${PUBLIC_URL}/account/verify-email?token=`);
     expect(message.parsed.html).toContain(`href="${link.href}"`);
     const token = await openLink(link);
@@ -335,11 +337,18 @@ describe.each(testDialects())('email flows over SMTP [%s]', (dialect) => {
     const hostile = 'Mallory <img src=x onerror=alert(1)> "quoted" & Co';
     const signup = await signupUser(test.app, { name: hostile, email });
     expect(signup.statusCode).toBe(201);
+    // Unverified: the name is nowhere in the message, neither in the body nor in To (a stranger may have typed it).
     const message = await mailbox.next(email);
-    expect(message.parsed.html).not.toContain('<img src=x');
-    expect(message.parsed.html).toContain('Mallory &#60;img src=x onerror=alert(1)&#62;');
-    expect(message.parsed.text).toContain(hostile);
-    expect(message.parsed.to).toMatchObject({ value: [{ address: email, name: hostile }] });
+    expect(message.raw).not.toContain('Mallory');
+    expect(message.parsed.to).toMatchObject({ value: [{ address: email, name: '' }] });
+    expect((await post('/email/verify', { token: await openLink(linkIn(message, `${PUBLIC_URL}/account/verify-email?token=`)) })).statusCode).toBe(200);
+    // Verified: the owner's own name greets them, escaped for HTML, as typed in the text part.
+    await forgot(email);
+    const named = await mailbox.next(email);
+    expect(named.parsed.html).not.toContain('<img src=x');
+    expect(named.parsed.html).toContain('Hello Mallory &#60;img src=x onerror=alert(1)&#62; &#34;quoted&#34; &#38; Co,');
+    expect(named.parsed.text).toContain(`Hello ${hostile},`);
+    expect(named.parsed.to).toMatchObject({ value: [{ address: email, name: hostile }] });
 
     // A name with line breaks (signup refuses them; an import or an old row may have one).
     const imported = freshEmail('imp');
@@ -347,7 +356,8 @@ describe.each(testDialects())('email flows over SMTP [%s]', (dialect) => {
     const crlfName = 'Eve\r\nBcc: victim@evil.example\r\nSubject: pwned';
     await test.deps.db
       .insertInto('users')
-      .values({ email: imported, email_normalized: imported, name: crlfName, password_hash: (await storedUser(email)).password_hash, roles: '["user"]', created_at: now, updated_at: now })
+      // Verified, so the name is used (unverified addresses get no name at all).
+      .values({ email: imported, email_normalized: imported, email_verified_at: now, name: crlfName, password_hash: (await storedUser(email)).password_hash, roles: '["user"]', created_at: now, updated_at: now })
       .execute();
     await forgot(imported);
     const reset = await mailbox.next(imported);
@@ -358,6 +368,7 @@ describe.each(testDialects())('email flows over SMTP [%s]', (dialect) => {
     expect(reset.raw).not.toMatch(/^Subject: pwned/im);
     expect(mailbox.to('victim@evil.example')).toEqual([]);
     expect(reset.parsed.text).not.toContain('\r\nBcc');
+    expect(reset.parsed.text).toMatch(/^Hello Eve Bcc: victim@evil\.example Subject: pwned,\n/);
 
     // Addresses with line breaks or markup never pass the schema.
     for (const bad of [`${email}\r\nBcc: victim@evil.example`, `<b>${email}</b>`, 'a@b\nc.example', `${email}\u0000`]) {

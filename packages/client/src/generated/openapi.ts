@@ -631,7 +631,7 @@ export interface paths {
         put?: never;
         /**
          * Start TOTP enrolment: a new secret as an otpauth:// URI and a QR code (SVG)
-         * @description No body. Starting again replaces an unconfirmed enrolment. The secret is stored encrypted under KEY_ENCRYPTION_SECRET when set. Nothing changes at login until POST /me/mfa/totp/confirm.
+         * @description Re-authentication: the password in the body, unless this session was signed into within REAUTH_MAX_AGE (a stolen access token alone cannot add a factor). Starting again replaces an unconfirmed enrolment. The secret is stored encrypted under KEY_ENCRYPTION_SECRET when set. Nothing changes at login until POST /me/mfa/totp/confirm.
          */
         post: operations["enrolTotp"];
         /**
@@ -709,7 +709,7 @@ export interface paths {
         put?: never;
         /**
          * Start adding a passkey: options for navigator.credentials.create()
-         * @description A discoverable credential (resident key required) with user verification required, no attestation. The challenge is stored, good once for 5 minutes; the user's passkeys are excluded. At most 20 passkeys per account.
+         * @description Re-authentication: the password in the body, unless this session was signed into within REAUTH_MAX_AGE (a stolen access token alone cannot add a passkey). A discoverable credential (resident key required) with user verification required, no attestation. The challenge is stored, good once for 5 minutes; the user's passkeys are excluded. At most 20 passkeys per account.
          */
         post: operations["passkeyRegistrationOptions"];
         delete?: never;
@@ -4618,7 +4618,14 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Required unless this session was signed into within REAUTH_MAX_AGE (5 minutes) */
+                    password?: string;
+                };
+            };
+        };
         responses: {
             /** @description A new secret, not asked for at login until POST /me/mfa/totp/confirm */
             200: {
@@ -4661,7 +4668,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid request: the body, a parameter, or the URL (an access token in the query string, a missing Host) */
+            /** @description Invalid body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4681,8 +4688,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE (`reauthentication required - send your password, or sign in again`, data.reauthentication_required), or a wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Two-factor authentication is already on: disable it first */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5297,7 +5331,14 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Required unless this session was signed into within REAUTH_MAX_AGE (5 minutes) */
+                    password?: string;
+                };
+            };
+        };
         responses: {
             /** @description Creation options (data) */
             200: {
@@ -5339,7 +5380,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The account has 20 passkeys already */
+            /** @description Invalid body, or the account has 20 passkeys already */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5353,6 +5394,33 @@ export interface operations {
                 headers: {
                     /** @description The authentication scheme, and for a refused token why (RFC 6750 section 3) */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE (`reauthentication required - send your password, or sign in again`, data.reauthentication_required), or a wrong password */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body larger than BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

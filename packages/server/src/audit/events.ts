@@ -34,6 +34,8 @@ export type AuditAction =
   | 'user.passkey_register'
   | 'user.passkey_delete'
   | 'user.passkey_login_failed'
+  /** Adding a TOTP factor or a passkey refused: reason not_recent (no password, session too old), wrong_password, locked. */
+  | 'user.reauthentication_failed'
   | 'client.token'
   /** Admin API and CLI (details: before/after). */
   | 'admin.user_create'

@@ -5,8 +5,10 @@ import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/in
 import { findUserById, updatePasswordHash } from '../storage/users.ts';
 import { spendUserEmailTokens } from './email-tokens.ts';
 import { revokeAndDeny, type RevocationDeps } from './revocation.ts';
+import { notifySecurityEvent, type SecurityNoticeDeps } from './security-notices.ts';
 
-export interface ChangePasswordDeps extends RevocationDeps {
+export interface ChangePasswordDeps extends RevocationDeps, Omit<SecurityNoticeDeps, 'shared'> {
+  shared: RevocationDeps['shared'] & SecurityNoticeDeps['shared'];
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
   /** Its own budgets (scope password-change), keyed by user id: a stolen access token is no free password oracle. */
@@ -73,4 +75,5 @@ export async function changePassword(
   await spendUserEmailTokens(deps.db, user.id, 'change_email', now);
   const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
   audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
+  notifySecurityEvent(deps, user.id, 'password_changed');
 }

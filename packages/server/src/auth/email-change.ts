@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../storage/db.ts';
 import { revokeSessions } from '../storage/sessions.ts';
 import { findUserById, findUserByNormalizedEmail, takeSqliteWriteLock } from '../storage/users.ts';
 import { normalizeEmail } from '../users/user.ts';
-import { emailLink, linkInvalid, mayMailAddress, withContext, type EmailFlowDeps } from './email-common.ts';
+import { addresseeName, emailLink, linkInvalid, mayMailAddress, withContext, type EmailFlowDeps } from './email-common.ts';
 import { issueEmailToken, spendEmailToken, spendUserEmailTokens, ttlInWords } from './email-tokens.ts';
 import { announceRevocations, type RevocationDeps } from './revocation.ts';
 
@@ -60,9 +60,10 @@ export async function requestEmailChange(
     }
     const token = await issueEmailToken(deps.db, { purpose: 'change_email', userId: Number(user.id), email: newEmail, now: deps.clock.nowSeconds() });
     deps.mailer.send({
-      to: { name: user.name, address: newEmail },
+      // The new address is not verified yet: no name (whoever holds this account may be a stranger to its reader).
+      to: { name: '', address: newEmail },
       template: 'change_email',
-      values: { name: user.name, email: user.email, new_email: newEmail, link: emailLink(deps.config, 'change_email', token), expires: ttlInWords('change_email') },
+      values: { name: '', email: user.email, new_email: newEmail, link: emailLink(deps.config, 'change_email', token), expires: ttlInWords('change_email') },
     });
     audit({ details: { new_email: newEmail } });
   });
@@ -115,9 +116,9 @@ export async function confirmEmailChange(deps: EmailChangeDeps, token: string, c
     details: { before: { email: before.email }, after: { email }, revoked_sessions: revoked.length },
   });
   deps.mailer.send({
-    to: { name: before.name, address: before.email },
+    to: { name: addresseeName(before), address: before.email },
     template: 'email_changed',
-    values: { name: before.name, email: before.email, new_email: email, link: '', expires: '' },
+    values: { name: addresseeName(before), email: before.email, new_email: email, link: '', expires: '' },
   });
   return { userId: Number(before.id), email };
 }

@@ -51,6 +51,15 @@ export async function countClientRequest(deps: Pick<EmailFlowDeps, 'shared' | 'c
   if (count > REQUESTS_PER_CLIENT_PER_HOUR) throw new AppError('rate_limited', 'too many requests from this address', { retryAfterSeconds: Math.max(1, resetAt - now) });
 }
 
+/**
+ * The name a message may greet its reader with: the account's name only once the address is verified.
+ * Before that the name is whatever someone typed at signup, perhaps a stranger using this address, and a
+ * message we send must not carry a stranger's words into someone else's mailbox (spam, phishing text).
+ */
+export function addresseeName(user: { name: string; email_verified_at: number | string | null }): string {
+  return user.email_verified_at === null ? '' : user.name;
+}
+
 export function linkInvalid(): AppError {
   return new AppError('link_invalid', 'the token is invalid, expired or already used');
 }

@@ -4,7 +4,8 @@ import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/in
 import { revokeSessions } from '../storage/sessions.ts';
 import { findUserById, findUserByNormalizedEmail, takeSqliteWriteLock } from '../storage/users.ts';
 import { normalizeEmail } from '../users/user.ts';
-import { countClientRequest, emailLink, linkInvalid, mayMailAddress, withContext, type EmailFlowDeps } from './email-common.ts';
+import { notifySecurityEvent } from './security-notices.ts';
+import { addresseeName, countClientRequest, emailLink, linkInvalid, mayMailAddress, withContext, type EmailFlowDeps } from './email-common.ts';
 import { findLiveEmailToken, issueEmailToken, spendEmailToken, spendUserEmailTokens, ttlInWords } from './email-tokens.ts';
 import { announceRevocations, type RevocationDeps, type RevocationReason } from './revocation.ts';
 
@@ -40,9 +41,9 @@ export async function forgotPassword(deps: PasswordResetDeps, email: string, net
     if (!user || reason) return;
     const token = await issueEmailToken(deps.db, { purpose: 'reset_password', userId: Number(user.id), email: user.email, now: deps.clock.nowSeconds() });
     deps.mailer.send({
-      to: { name: user.name, address: user.email },
+      to: { name: addresseeName(user), address: user.email },
       template: 'reset_password',
-      values: { name: user.name, email: user.email, link: emailLink(deps.config, 'reset_password', token), expires: ttlInWords('reset_password'), new_email: '' },
+      values: { name: addresseeName(user), email: user.email, link: emailLink(deps.config, 'reset_password', token), expires: ttlInWords('reset_password'), new_email: '' },
     });
   });
 }
@@ -107,6 +108,7 @@ export async function resetPassword(
   }
   announceRevocations(deps, revoked, now);
   audit(Number(user.id), { details: { revoked_sessions: revoked.length } });
+  notifySecurityEvent(deps, Number(user.id), 'password_reset');
   return { userId: Number(user.id), revokedSessions: revoked.length };
 }
 

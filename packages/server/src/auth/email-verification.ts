@@ -26,9 +26,10 @@ async function sendVerification(deps: EmailFlowDeps, user: UserRow, context: Req
   }
   const token = await issueEmailToken(deps.db, { purpose: 'verify_email', userId: Number(user.id), email: user.email, now: deps.clock.nowSeconds() });
   deps.mailer.send({
-    to: { name: user.name, address: user.email },
+    // Unverified by definition: no name (see addresseeName).
+    to: { name: '', address: user.email },
     template: 'verify_email',
-    values: { name: user.name, email: user.email, link: emailLink(deps.config, 'verify_email', token), expires: ttlInWords('verify_email'), new_email: '' },
+    values: { name: '', email: user.email, link: emailLink(deps.config, 'verify_email', token), expires: ttlInWords('verify_email'), new_email: '' },
   });
   if (audited) record(deps, user, context, {});
 }

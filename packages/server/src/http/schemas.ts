@@ -126,3 +126,19 @@ export const OPTIONAL_BODY = 'x-gatehouse-optional-body';
 export function optionalBody<T extends object>(schema: T): T {
   return Object.assign(schema, { [OPTIONAL_BODY]: true });
 }
+
+/** The password, unless the session was signed into within REAUTH_MAX_AGE (auth/reauthentication.ts). */
+export const ReauthenticationBody = optionalBody(
+  Type.Object(
+    {
+      password: Type.Optional(
+        Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED, description: 'Required unless this session was signed into within REAUTH_MAX_AGE (5 minutes)' }),
+      ),
+    },
+    { additionalProperties: false, examples: [{ password: EXAMPLE_PASSWORD }, {}] },
+  ),
+);
+/** The 403 of a route behind requireReauthentication. */
+export const REAUTH_REFUSED = ErrorResponse(
+  'No password and the session was signed into longer ago than REAUTH_MAX_AGE (`reauthentication required - send your password, or sign in again`, data.reauthentication_required), or a wrong password',
+);

@@ -8,7 +8,8 @@ import { loadTemplates, singleLine, type TemplateName, type Templates, type Temp
 export interface OutgoingMail {
   to: { name: string; address: string };
   template: TemplateName;
-  values: Omit<TemplateValues, 'product'>;
+  /** name: empty when the address is unverified (see addresseeName in auth/email-common.ts). */
+  values: Omit<TemplateValues, 'product' | 'greeting'>;
 }
 
 export interface MailerStats {
@@ -111,7 +112,8 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
   }
 
   async function deliver(mail: OutgoingMail, attempt: number): Promise<void> {
-    const rendered = templates.render(mail.template, { ...mail.values, product: PRODUCT });
+    const name = singleLine(mail.values.name);
+    const rendered = templates.render(mail.template, { ...mail.values, greeting: name === '' ? 'Hello,' : `Hello ${name},`, product: PRODUCT });
     // The address as an object: nodemailer encodes the name as a quoted phrase, so no name can add a recipient or a header.
     const to = { name: singleLine(mail.to.name), address: singleLine(mail.to.address) };
     if (!transport) {

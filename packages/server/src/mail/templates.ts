@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../config.ts';
 
 /** The messages Gatehouse sends. Each has a subject, a text part and an HTML part. */
-export type TemplateName = 'verify_email' | 'reset_password' | 'change_email' | 'email_changed';
+export type TemplateName = 'verify_email' | 'reset_password' | 'change_email' | 'email_changed' | 'security_notice';
 
 /** Values a template may use as {{name}}; every one is escaped for the part it lands in. */
 export interface TemplateValues {
@@ -16,9 +16,18 @@ export interface TemplateValues {
   /** email_changed: the address the account moved to. */
   new_email: string;
   product: string;
+  /**
+   * "Hello Ada," or "Hello," (no name): filled by the mailer from name. Flows leave name empty when the
+   * address is not verified, since the name was then typed by whoever signed up, perhaps not the reader.
+   */
+  greeting?: string;
+  /** security_notice: what happened, as a clause of our own wording ("a passkey was added"), never user input. */
+  event?: string;
+  /** security_notice: when, as an ISO 8601 UTC time. */
+  time?: string;
 }
 
-const VALUE_NAMES: ReadonlySet<string> = new Set<keyof TemplateValues>(['name', 'email', 'link', 'expires', 'new_email', 'product']);
+const VALUE_NAMES: ReadonlySet<string> = new Set<keyof TemplateValues>(['name', 'email', 'link', 'expires', 'new_email', 'product', 'event', 'time', 'greeting']);
 
 interface Template {
   subject: string;
@@ -33,23 +42,29 @@ const BUTTON = (label: string) => `<p><a href="{{link}}" style="background:#1f4f
 const BUILT_IN: Record<TemplateName, Template> = {
   verify_email: {
     subject: 'Confirm your email address',
-    text: 'Hello {{name}},\n\nplease confirm that {{email}} is your email address by opening this link within {{expires}}:\n\n{{link}}\n\nIf you did not create an account, ignore this message.\n\n{{product}}\n',
-    html: LAYOUT(`<p>Hello {{name}},</p><p>please confirm that {{email}} is your email address (the link works for {{expires}}).</p>${BUTTON('Confirm my address')}<p>If you did not create an account, ignore this message.</p>`),
+    text: '{{greeting}}\n\nplease confirm that {{email}} is your email address by opening this link within {{expires}}:\n\n{{link}}\n\nIf you did not create an account, ignore this message.\n\n{{product}}\n',
+    html: LAYOUT(`<p>{{greeting}}</p><p>please confirm that {{email}} is your email address (the link works for {{expires}}).</p>${BUTTON('Confirm my address')}<p>If you did not create an account, ignore this message.</p>`),
   },
   reset_password: {
     subject: 'Reset your password',
-    text: 'Hello {{name}},\n\nsomeone (we hope you) asked to reset the password of the account {{email}}. Choose a new one within {{expires}} here:\n\n{{link}}\n\nIf it was not you, ignore this message: your password stays as it is.\n\n{{product}}\n',
-    html: LAYOUT(`<p>Hello {{name}},</p><p>someone (we hope you) asked to reset the password of the account {{email}}. The link works for {{expires}}.</p>${BUTTON('Choose a new password')}<p>If it was not you, ignore this message: your password stays as it is.</p>`),
+    text: '{{greeting}}\n\nsomeone (we hope you) asked to reset the password of the account {{email}}. Choose a new one within {{expires}} here:\n\n{{link}}\n\nIf it was not you, ignore this message: your password stays as it is.\n\n{{product}}\n',
+    html: LAYOUT(`<p>{{greeting}}</p><p>someone (we hope you) asked to reset the password of the account {{email}}. The link works for {{expires}}.</p>${BUTTON('Choose a new password')}<p>If it was not you, ignore this message: your password stays as it is.</p>`),
   },
   change_email: {
     subject: 'Confirm your new email address',
-    text: 'Hello {{name}},\n\nconfirm that the account should use {{new_email}} from now on by opening this link within {{expires}}:\n\n{{link}}\n\nIf you did not ask for this, ignore this message.\n\n{{product}}\n',
-    html: LAYOUT(`<p>Hello {{name}},</p><p>confirm that the account should use {{new_email}} from now on (the link works for {{expires}}).</p>${BUTTON('Use this address')}<p>If you did not ask for this, ignore this message.</p>`),
+    text: '{{greeting}}\n\nconfirm that the account should use {{new_email}} from now on by opening this link within {{expires}}:\n\n{{link}}\n\nIf you did not ask for this, ignore this message.\n\n{{product}}\n',
+    html: LAYOUT(`<p>{{greeting}}</p><p>confirm that the account should use {{new_email}} from now on (the link works for {{expires}}).</p>${BUTTON('Use this address')}<p>If you did not ask for this, ignore this message.</p>`),
   },
   email_changed: {
     subject: 'Your email address was changed',
-    text: 'Hello {{name}},\n\nthe account that used {{email}} now uses {{new_email}}, and every session was signed out.\n\nIf you did not do this, reset your password and contact us at once.\n\n{{product}}\n',
-    html: LAYOUT('<p>Hello {{name}},</p><p>the account that used {{email}} now uses {{new_email}}, and every session was signed out.</p><p>If you did not do this, reset your password and contact us at once.</p>'),
+    text: '{{greeting}}\n\nthe account that used {{email}} now uses {{new_email}}, and every session was signed out.\n\nIf you did not do this, reset your password and contact us at once.\n\n{{product}}\n',
+    html: LAYOUT('<p>{{greeting}}</p><p>the account that used {{email}} now uses {{new_email}}, and every session was signed out.</p><p>If you did not do this, reset your password and contact us at once.</p>'),
+  },
+  // Sent when a sign-in factor changes or the second step is being guessed; carries no link and no secret.
+  security_notice: {
+    subject: 'Security notice: {{event}}',
+    text: '{{greeting}}\n\non the account {{email}}, {{event}} ({{time}}).\n\nIf this was you, there is nothing to do. If it was not, someone may know your password or hold one of your signed-in devices: reset your password now, then review your passkeys and two-factor settings.\n\n{{product}}\n',
+    html: LAYOUT('<p>{{greeting}}</p><p>on the account {{email}}, {{event}} ({{time}}).</p><p>If this was you, there is nothing to do. If it was not, someone may know your password or hold one of your signed-in devices: reset your password now, then review your passkeys and two-factor settings.</p>'),
   },
 };
 

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
+import { notifySecurityEvent, type SecurityNoticeDeps } from '../auth/security-notices.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
@@ -26,7 +27,7 @@ export interface MfaDeps {
   audit: Pick<AuditLog, 'record'>;
 }
 
-export interface MfaManagementDeps extends MfaDeps {
+export interface MfaManagementDeps extends MfaDeps, Pick<SecurityNoticeDeps, 'mailer' | 'shared'> {
   hasher: PasswordHasher;
   /** Budgets of its own (scope mfa), keyed by user id: a stolen access token is no free code or password oracle. */
   mfaLockout: LoginLockout;
@@ -143,6 +144,7 @@ export async function confirmTotp(
     await replaceRecoveryCodes(trx, userId, codes, now);
   });
   record(deps, userId, client, 'user.mfa_enable', { details: { method: 'totp', recovery_codes: codes.length } });
+  notifySecurityEvent(deps, userId, 'totp_enabled');
   return codes;
 }
 
@@ -162,6 +164,7 @@ export async function disableTotp(
     await trx.deleteFrom('mfa_tickets').where('user_id', '=', userId).execute();
   });
   record(deps, userId, client, 'user.mfa_disable', { details: { method: 'totp' } });
+  notifySecurityEvent(deps, userId, 'totp_disabled');
 }
 
 /** Ten new recovery codes; the old ones stop working. */
@@ -176,6 +179,7 @@ export async function regenerateRecoveryCodes(
   const codes = generateRecoveryCodes();
   await deps.db.transaction().execute((trx) => replaceRecoveryCodes(trx, userId, codes, deps.clock.nowSeconds()));
   record(deps, userId, client, 'user.recovery_codes_regenerate', { details: { recovery_codes: codes.length } });
+  notifySecurityEvent(deps, userId, 'recovery_codes_regenerated');
   return codes;
 }
 

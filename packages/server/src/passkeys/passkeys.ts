@@ -10,6 +10,7 @@ import type {
 } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
+import { notifySecurityEvent, type SecurityNoticeDeps } from '../auth/security-notices.ts';
 import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from '../auth/sessions.ts';
 import type { CounterStore } from '../abuse/counter-store.ts';
 import type { Config } from '../config.ts';
@@ -41,6 +42,7 @@ export interface PasskeyDeps extends SessionDeps {
   config: Pick<Config, 'jwt' | 'sessions' | 'webauthn' | 'requireEmailVerification' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>;
   audit: Pick<AuditLog, 'record'>;
   shared: { counters: CounterStore };
+  mailer: SecurityNoticeDeps['mailer'];
 }
 
 export interface PasskeySummary {
@@ -233,6 +235,7 @@ export async function registerPasskey(
     ...(context ? { context } : {}),
     details: { passkey_id: Number(row.id), device_type: credentialDeviceType, backed_up: credentialBackedUp },
   });
+  notifySecurityEvent(deps, userId, 'passkey_added');
   return summary(row);
 }
 
@@ -252,6 +255,7 @@ export async function deletePasskey(deps: PasskeyDeps, userId: number, passkeyId
     ...(context ? { context } : {}),
     details: { passkey_id: Number(deleted.id) },
   });
+  notifySecurityEvent(deps, userId, 'passkey_deleted');
 }
 
 export async function authenticationOptions(deps: PasskeyDeps): Promise<{ challengeId: string; options: PublicKeyCredentialRequestOptionsJSON }> {

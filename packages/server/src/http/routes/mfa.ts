@@ -2,7 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createLoginLockout } from '../../abuse/login-lockout.ts';
+import { requireReauthentication } from '../../auth/reauthentication.ts';
 import type { Deps } from '../../deps.ts';
+import { AppError } from '../../errors.ts';
 import { confirmTotp, disableTotp, enrolTotp, mfaStatus, regenerateRecoveryCodes, type MfaManagementDeps } from '../../mfa/factors.ts';
 import { completeMfaLogin } from '../../mfa/login-step.ts';
 import { createAuthGuard } from '../auth-guard.ts';
@@ -10,7 +12,7 @@ import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
 import { clientGoneSignal } from '../hashing.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { requestContext } from '../request-context.ts';
-import { BEARER_SECURITY, EXAMPLE_PASSWORD, PUBLIC_SECURITY, TOO_MANY_REQUESTS, UNAUTHENTICATED, UNAVAILABLE, WELL_FORMED } from '../schemas.ts';
+import { BEARER_SECURITY, EXAMPLE_PASSWORD, PUBLIC_SECURITY, REAUTH_REFUSED, ReauthenticationBody, TOO_MANY_REQUESTS, UNAUTHENTICATED, UNAVAILABLE, WELL_FORMED } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
 
 const EXAMPLE_RECOVERY_CODES = ['k7m2p-x9qrt', 'a3nvb-4wz8c', 'hq6ts-2mdy9', 'p8e3r-vn7kx', 'bc4zw-t6h2q', 'u9xme-3rpa7', 'n2gk8-wz5vd', 'y6tq3-mbe4s', 'r5jx9-c2npw', 'f3hvz-8kt6m'];
@@ -134,18 +136,25 @@ export async function mfaRoutes(rawApp: FastifyInstance, deps: Deps): Promise<vo
   app.post(
     '/me/mfa/totp',
     {
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
       onRequest: [rateLimit, authGuard],
       schema: {
         operationId: 'enrolTotp',
         tags: ['users'],
         summary: 'Start TOTP enrolment: a new secret as an otpauth:// URI and a QR code (SVG)',
         description:
-          'No body. Starting again replaces an unconfirmed enrolment. The secret is stored encrypted under KEY_ENCRYPTION_SECRET ' +
-          'when set. Nothing changes at login until POST /me/mfa/totp/confirm.',
+          'Re-authentication: the password in the body, unless this session was signed into within REAUTH_MAX_AGE (a stolen access ' +
+          'token alone cannot add a factor). Starting again replaces an unconfirmed enrolment. The secret is stored encrypted under ' +
+          'KEY_ENCRYPTION_SECRET when set. Nothing changes at login until POST /me/mfa/totp/confirm.',
         security: BEARER_SECURITY,
+        body: ReauthenticationBody,
         response: {
           200: EnrolmentSchema,
+          400: ErrorResponse('Invalid body'),
           401: UNAUTHENTICATED,
+          403: REAUTH_REFUSED,
           409: ErrorResponse('Two-factor authentication is already on: disable it first'),
           429: TOO_MANY_REQUESTS,
           503: UNAVAILABLE,
@@ -153,7 +162,11 @@ export async function mfaRoutes(rawApp: FastifyInstance, deps: Deps): Promise<vo
       },
     },
     async (request, reply) => {
-      const enrolment = await enrolTotp(deps, request.auth!.userId);
+      const auth = request.auth!;
+      // Already on: say so before asking for anything (the 409 reveals nothing the token's holder cannot see at GET /me/mfa).
+      if ((await mfaStatus(deps.db, auth.userId)).totpEnabled) throw new AppError('mfa_conflict', 'two-factor authentication is already enabled');
+      await requireReauthentication(deps, auth, request.body.password, 'totp_enrol', clientOf(request), { signal: clientGoneSignal(reply) });
+      const enrolment = await enrolTotp(deps, auth.userId);
       return reply
         .header('cache-control', 'no-store')
         .send(envelope(200, 'scan the code, then confirm', { secret: enrolment.secret, otpauth_uri: enrolment.otpauthUri, qr_svg: enrolment.qrSvg }));

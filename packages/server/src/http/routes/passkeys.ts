@@ -14,12 +14,14 @@ import {
   registerPasskey,
   registrationOptions,
 } from '../../passkeys/passkeys.ts';
+import { requireReauthentication } from '../../auth/reauthentication.ts';
 import { createAuthGuard } from '../auth-guard.ts';
+import { clientGoneSignal } from '../hashing.ts';
 import { ClientRequestFields } from '../client-params.ts';
 import { envelope, EnvelopeSchema, ErrorResponse } from '../envelope.ts';
 import { createRateLimitHook, requestClientNetwork } from '../rate-limit.ts';
 import { requestContext } from '../request-context.ts';
-import { BEARER_SECURITY, PRINTABLE, PUBLIC_SECURITY, TOO_MANY_REQUESTS, UNAUTHENTICATED, UNAVAILABLE } from '../schemas.ts';
+import { BEARER_SECURITY, PRINTABLE, PUBLIC_SECURITY, REAUTH_REFUSED, ReauthenticationBody, TOO_MANY_REQUESTS, UNAUTHENTICATED, UNAVAILABLE } from '../schemas.ts';
 import { TokenAnswerSchema, tokenAnswer } from './auth.ts';
 
 const BASE64URL = '^[A-Za-z0-9_-]*$';
@@ -122,25 +124,42 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
   app.post(
     '/me/passkeys/register/options',
     {
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
       onRequest: [rateLimit, authGuard],
       schema: {
         operationId: 'passkeyRegistrationOptions',
         tags: ['users'],
         summary: 'Start adding a passkey: options for navigator.credentials.create()',
         description:
-          'A discoverable credential (resident key required) with user verification required, no attestation. The challenge is ' +
-          'stored, good once for 5 minutes; the user\'s passkeys are excluded. At most 20 passkeys per account.',
+          'Re-authentication: the password in the body, unless this session was signed into within REAUTH_MAX_AGE (a stolen access ' +
+          'token alone cannot add a passkey). A discoverable credential (resident key required) with user verification required, no ' +
+          'attestation. The challenge is stored, good once for 5 minutes; the user\'s passkeys are excluded. At most 20 passkeys per account.',
         security: BEARER_SECURITY,
+        body: ReauthenticationBody,
         response: {
           200: EnvelopeSchema(CreationOptions, {}, { description: 'Creation options (data)' }),
-          400: ErrorResponse('The account has 20 passkeys already'),
+          400: ErrorResponse('Invalid body, or the account has 20 passkeys already'),
           401: UNAUTHENTICATED,
+          403: REAUTH_REFUSED,
           429: TOO_MANY_REQUESTS,
           503: UNAVAILABLE,
         },
       },
     },
-    async (request) => envelope(200, 'passkey registration options', await registrationOptions(deps, request.auth!.userId)),
+    async (request, reply) => {
+      const auth = request.auth!;
+      await requireReauthentication(
+        deps,
+        auth,
+        request.body.password,
+        'passkey_register',
+        { network: requestClientNetwork(request, deps), context: requestContext(request) },
+        { signal: clientGoneSignal(reply) },
+      );
+      return envelope(200, 'passkey registration options', await registrationOptions(deps, auth.userId));
+    },
   );
 
   app.post(

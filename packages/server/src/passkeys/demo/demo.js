@@ -72,7 +72,10 @@ $('password-form').addEventListener('submit', (event) => {
 $('register-form').addEventListener('submit', (event) => {
   event.preventDefault();
   run('Add a passkey', async () => {
-    const options = await call('POST', '/me/passkeys/register/options');
+    // Adding a passkey needs a recent sign-in (REAUTH_MAX_AGE) or the password.
+    const password = $('reauth-password').value;
+    const options = await call('POST', '/me/passkeys/register/options', password ? { password } : undefined);
+    $('reauth-password').value = '';
     const response = await startRegistration({ optionsJSON: options.data });
     const name = $('passkey-name').value.trim();
     const answer = await call('POST', '/me/passkeys/register/verify', name ? { response, name } : { response });

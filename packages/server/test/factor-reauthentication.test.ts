@@ -1,0 +1,229 @@
+/**
+ * Adding a way to sign in (a TOTP factor, a passkey) asks for the password unless the session was signed
+ * into within REAUTH_MAX_AGE, and every change to how an account signs in is mailed to its owner (a real
+ * SMTP server, messages parsed by mailparser). Both dialects, the injected clock, no mocks.
+ */
+import { Secret, TOTP } from 'otpauth';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SECURITY_EVENT_TEXT, SECURITY_NOTICES_PER_ADDRESS_PER_HOUR } from '../src/auth/security-notices.ts';
+import { expectErrorEnvelope, json, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+import { SoftAuthenticator } from './soft-authenticator.ts';
+import { linkIn, startTestMailbox, type ReceivedMessage, type TestMailbox } from './smtp-helpers.ts';
+
+const ORIGIN = 'https://login.example.test';
+const RP_ID = 'login.example.test';
+const REAUTH_REQUIRED = 'reauthentication required - send your password, or sign in again';
+const WRONG_PASSWORD = 'verification failed - incorrect password';
+const OTHER_PASSWORD = 'velvet harbor comet 7 quince';
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+let emailCounter = 0;
+const freshEmail = (label: string) => `${label}-${(emailCounter += 1)}@example.com`;
+
+describe.each(testDialects())('re-authentication for new sign-in factors, and security notices [%s]', (dialect) => {
+  let mailbox: TestMailbox;
+  let test: TestApp;
+  beforeAll(async () => {
+    mailbox = await startTestMailbox();
+    test = await startTestApp(dialect, {
+      SMTP_URL: mailbox.url,
+      PUBLIC_URL: ORIGIN,
+      WEBAUTHN_RP_ID: RP_ID,
+      WEBAUTHN_ORIGINS: ORIGIN,
+      LOGIN_MAX_FAILURES: '3',
+      // Longer than any wait below: a refusal here is the re-authentication rule, not an expired token.
+      ACCESS_TOKEN_TTL: '3600',
+    });
+  });
+  afterAll(async () => {
+    await test?.close();
+    await mailbox?.close();
+  });
+
+  const post = (url: string, token: string, payload?: unknown) =>
+    test.app.inject({ method: 'POST', url, headers: bearer(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const enrol = (token: string, payload?: unknown) => post('/me/mfa/totp', token, payload);
+  const passkeyOptions = (token: string, payload?: unknown) => post('/me/passkeys/register/options', token, payload);
+  const codeAt = (secret: string) => TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() });
+  const totpRows = (userId: number) => test.deps.db.selectFrom('totp_factors').selectAll().where('user_id', '=', userId).execute();
+  const challengeRows = (userId: number) => test.deps.db.selectFrom('webauthn_challenges').selectAll().where('user_id', '=', userId).execute();
+  async function audit(action: string, userId: number) {
+    await test.deps.audit.flush();
+    return test.deps.db.selectFrom('audit_events').selectAll().where('action', '=', action).where('subject_id', '=', String(userId)).orderBy('id').execute();
+  }
+  /** Every message sent so far (deferred work included) has reached the mailbox. */
+  const settled = () => test.deps.mailer.idle();
+  const notices = (email: string) => mailbox.to(email).filter((message) => message.parsed.subject?.startsWith('Security notice:'));
+  async function nextNotice(email: string): Promise<ReceivedMessage> {
+    const message = await mailbox.next(email);
+    expect(message.parsed.subject).toMatch(/^Security notice: /);
+    return message;
+  }
+
+  for (const [label, start] of [
+    ['TOTP enrolment', (token: string, payload?: unknown) => enrol(token, payload)],
+    ['passkey registration', (token: string, payload?: unknown) => passkeyOptions(token, payload)],
+  ] as const) {
+    it(`${label}: an access token alone is enough only within 5 minutes of signing in; after that, the password`, async () => {
+      const user = await signedInUser(test.app, freshEmail('fresh'));
+      // Signed in 300 s ago: still recent (the bound is inclusive).
+      test.clock.advanceSeconds(300);
+      const recent = await start(user.token);
+      expect(recent.statusCode, recent.body).toBe(200);
+
+      test.clock.advanceSeconds(1);
+      const stale = expectErrorEnvelope(await start(user.token), 403, REAUTH_REQUIRED);
+      expect(stale.data).toEqual({ reauthentication_required: true, max_age: 300 });
+      // A refreshed session is not a recent sign-in: refreshing proves only that a refresh token was held.
+      const refreshed = await test.app.inject({ method: 'POST', url: '/token/refresh', payload: { refresh_token: user.refreshToken } });
+      expect(refreshed.statusCode, refreshed.body).toBe(201);
+      expectErrorEnvelope(await start(json(refreshed).token), 403, REAUTH_REQUIRED);
+      expectErrorEnvelope(await start(user.token, {}), 403, REAUTH_REQUIRED);
+      expectErrorEnvelope(await start(user.token, { password: 'not the password at all' }), 403, WRONG_PASSWORD);
+      expectErrorEnvelope(await start(user.token, { password: STRONG_PASSWORD, extra: 1 }), 400);
+      expectErrorEnvelope(await start(user.token, { password: '' }), 400);
+
+      const withPassword = await start(user.token, { password: STRONG_PASSWORD });
+      expect(withPassword.statusCode, withPassword.body).toBe(200);
+
+      const refusals = await audit('user.reauthentication_failed', user.id);
+      expect(refusals.map((row) => row.reason)).toEqual(['not_recent', 'not_recent', 'not_recent', 'wrong_password']);
+      expect(refusals.map((row) => JSON.parse(row.details ?? '{}').purpose)).toEqual(Array(4).fill(label === 'TOTP enrolment' ? 'totp_enrol' : 'passkey_register'));
+      expect(JSON.stringify(refusals)).not.toContain('not the password at all');
+
+      // Signing in again (a new session) makes the access token of that session recent.
+      const again = await test.app.inject({ method: 'POST', url: '/login', payload: { email: (await test.deps.db.selectFrom('users').select('email').where('id', '=', user.id).executeTakeFirstOrThrow()).email, password: STRONG_PASSWORD } });
+      expect((await start(json(again).token)).statusCode).toBe(200);
+    });
+  }
+
+  it('a refused request changes nothing: no secret stored, no challenge stored', async () => {
+    const user = await signedInUser(test.app, freshEmail('nothing'));
+    test.clock.advanceSeconds(301);
+    expectErrorEnvelope(await enrol(user.token), 403, REAUTH_REQUIRED);
+    expectErrorEnvelope(await enrol(user.token, { password: 'wrong wrong wrong wrong' }), 403, WRONG_PASSWORD);
+    expectErrorEnvelope(await passkeyOptions(user.token), 403, REAUTH_REQUIRED);
+    expect(await totpRows(user.id)).toEqual([]);
+    expect(await challengeRows(user.id)).toEqual([]);
+    // So a thief cannot confirm a factor of their own either: there is nothing pending to confirm.
+    expectErrorEnvelope(await post('/me/mfa/totp/confirm', user.token, { code: '123456' }), 409);
+  });
+
+  it('password guesses here share the password-change budget: counted first, 429 past it, and /me/password is locked too', async () => {
+    const user = await signedInUser(test.app, freshEmail('guess'));
+    test.clock.advanceSeconds(301);
+    const guesses = await Promise.all([1, 2, 3, 4, 5].map((n) => enrol(user.token, { password: `wrong guess number ${n}` })));
+    const statuses = guesses.map((response) => response.statusCode).sort();
+    // LOGIN_MAX_FAILURES=3: concurrent guesses cannot outrun the count.
+    expect(statuses.filter((status) => status === 403)).toHaveLength(3);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(2);
+    // Even the right password waits now, here and at /me/password (one budget).
+    const locked = expectErrorEnvelope(await enrol(user.token, { password: STRONG_PASSWORD }), 429);
+    expect(locked.message).toMatch(/too many requests/);
+    const change = await test.app.inject({ method: 'POST', url: '/me/password', headers: bearer(user.token), payload: { current_password: STRONG_PASSWORD, new_password: OTHER_PASSWORD } });
+    expect(change.statusCode).toBe(429);
+    expect(await totpRows(user.id)).toEqual([]);
+  });
+
+  it('REAUTH_MAX_AGE=0 asks for the password every time', async () => {
+    const strict = await startTestApp(dialect, { REAUTH_MAX_AGE: '0', WEBAUTHN_RP_ID: RP_ID, WEBAUTHN_ORIGINS: ORIGIN, PUBLIC_URL: ORIGIN });
+    try {
+      const user = await signedInUser(strict.app, 'strict@example.com');
+      const bare = await strict.app.inject({ method: 'POST', url: '/me/passkeys/register/options', headers: bearer(user.token) });
+      expectErrorEnvelope(bare, 403, REAUTH_REQUIRED);
+      const withPassword = await strict.app.inject({ method: 'POST', url: '/me/passkeys/register/options', headers: bearer(user.token), payload: { password: STRONG_PASSWORD } });
+      expect(withPassword.statusCode, withPassword.body).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('the owner is mailed when a factor is added or removed, and when the password changes: our words only, no link, no secret', async () => {
+    const email = freshEmail('owner');
+    const user = await signedInUser(test.app, email);
+    await mailbox.next(email); // the verification message of the signup
+
+    // TOTP on.
+    const secret: string = json(await enrol(user.token)).data.secret;
+    const confirmed = await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) });
+    expect(confirmed.statusCode, confirmed.body).toBe(200);
+    const recoveryCodes: string[] = json(confirmed).data.recovery_codes;
+    const on = await nextNotice(email);
+    expect(on.parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.totp_enabled}`);
+    expect(on.parsed.text).toContain(`on the account ${email}, ${SECURITY_EVENT_TEXT.totp_enabled} (2026-06-01T12:`);
+    expect(on.parsed.text).toContain('reset your password now');
+    // Unverified address: no name; nothing secret, no link.
+    expect(on.parsed.text).toMatch(/^Hello,\n/);
+    for (const secretText of [secret, ...recoveryCodes, 'http']) expect(on.raw).not.toContain(secretText);
+
+    // A passkey added, with a hostile name: the name is not in the message.
+    const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
+    const options = json(await passkeyOptions(user.token)).data;
+    const registered = await post('/me/passkeys/register/verify', user.token, { response: authenticator.register(options), name: 'Call +1 555 0100 to claim' });
+    expect(registered.statusCode, registered.body).toBe(201);
+    const added = await nextNotice(email);
+    expect(added.parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.passkey_added}`);
+    expect(added.raw).not.toContain('555 0100');
+    const deleted = await test.app.inject({ method: 'DELETE', url: `/me/passkeys/${json(registered).data.id}`, headers: bearer(user.token) });
+    expect(deleted.statusCode).toBe(200);
+    expect((await nextNotice(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.passkey_deleted}`);
+
+    test.clock.advanceSeconds(30);
+    const regenerated = await post('/me/mfa/recovery-codes', user.token, { password: STRONG_PASSWORD, code: codeAt(secret) });
+    expect(regenerated.statusCode, regenerated.body).toBe(200);
+    expect((await nextNotice(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.recovery_codes_regenerated}`);
+    test.clock.advanceSeconds(30);
+    const off = await test.app.inject({ method: 'DELETE', url: '/me/mfa/totp', headers: bearer(user.token), payload: { password: STRONG_PASSWORD, code: codeAt(secret) } });
+    expect(off.statusCode, off.body).toBe(200);
+    expect((await nextNotice(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.totp_disabled}`);
+
+    // Verified now: the owner's name greets them.
+    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
+    const change = await test.app.inject({ method: 'POST', url: '/me/password', headers: bearer(user.token), payload: { current_password: STRONG_PASSWORD, new_password: OTHER_PASSWORD } });
+    expect(change.statusCode, change.body).toBe(200);
+    const changed = await nextNotice(email);
+    expect(changed.parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.password_changed}`);
+    expect(changed.parsed.text).toMatch(/^Hello Test User,\n/);
+
+    // Refused attempts send nothing.
+    test.clock.advanceSeconds(301);
+    expectErrorEnvelope(await enrol(user.token), 403, REAUTH_REQUIRED);
+    await settled();
+    expect(notices(email)).toHaveLength(6);
+  });
+
+  it('a password reset through the emailed link is notified too', async () => {
+    const email = freshEmail('reset');
+    await signedInUser(test.app, email);
+    await mailbox.next(email); // verification
+    expect((await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(200);
+    const resetMessage = await mailbox.next(email);
+    const token = linkIn(resetMessage, `${ORIGIN}/account/reset-password?token=`).searchParams.get('token');
+    const reset = await test.app.inject({ method: 'POST', url: '/password/reset', payload: { token, new_password: OTHER_PASSWORD } });
+    expect(reset.statusCode, reset.body).toBe(200);
+    const notice = await nextNotice(email);
+    expect(notice.parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.password_reset}`);
+    expect(notice.raw).not.toContain(token!);
+  });
+
+  it(`at most ${SECURITY_NOTICES_PER_ADDRESS_PER_HOUR} notices per address and hour`, async () => {
+    const email = freshEmail('flood');
+    const user = await signedInUser(test.app, email);
+    const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
+    for (let round = 0; round < 7; round += 1) {
+      const options = json(await passkeyOptions(user.token)).data;
+      const registered = await post('/me/passkeys/register/verify', user.token, { response: authenticator.register(options) });
+      expect(registered.statusCode, registered.body).toBe(201);
+      expect((await test.app.inject({ method: 'DELETE', url: `/me/passkeys/${json(registered).data.id}`, headers: bearer(user.token) })).statusCode).toBe(200);
+    }
+    await settled();
+    expect(notices(email)).toHaveLength(SECURITY_NOTICES_PER_ADDRESS_PER_HOUR);
+    // The next hour has a fresh budget.
+    test.clock.advanceSeconds(3600);
+    const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email, password: STRONG_PASSWORD } });
+    const options = json(await passkeyOptions(json(login).token)).data;
+    expect((await post('/me/passkeys/register/verify', json(login).token, { response: authenticator.register(options) })).statusCode).toBe(201);
+    await settled();
+    expect(notices(email)).toHaveLength(SECURITY_NOTICES_PER_ADDRESS_PER_HOUR + 1);
+  });
+});
