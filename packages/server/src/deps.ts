@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { createIpRateLimiter, type IpRateLimiter } from './abuse/ip-rate-limit.ts';
-import { createLoginLockout, type LoginLockout } from './abuse/login-lockout.ts';
+import { createLoginLockout, SECOND_STEP_STREAK, type LoginLockout } from './abuse/login-lockout.ts';
 import { createAuditLog } from './audit/audit-log.ts';
 import type { AuditLog } from './audit/events.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -40,6 +40,11 @@ export interface Deps {
   ipRateLimiter: IpRateLimiter;
   loginLockout: LoginLockout;
   passwordChangeLockout: LoginLockout;
+  /**
+   * Wrong codes at the second step of a login, per user (scope mfa-login): per network, per hour, and a run
+   * of consecutive failures only a right code or a new password clears (SECOND_STEP_STREAK).
+   */
+  mfaLoginLockout: LoginLockout;
   userStatus: UserStatusCache;
   /** Whether a client still exists and is enabled, at most a second old: client tokens live only as long as their client. */
   clientStatus: ClientStatusCache;
@@ -137,6 +142,14 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
         maxFailures: loginMaxFailures,
         maxFailuresPerAccount: loginMaxFailuresPerAccount,
         scope: 'password-change',
+      }),
+      mfaLoginLockout: createLoginLockout({
+        store: lockouts,
+        clock,
+        maxFailures: loginMaxFailures,
+        maxFailuresPerAccount: loginMaxFailuresPerAccount,
+        scope: 'mfa-login',
+        streak: SECOND_STEP_STREAK,
       }),
       userStatus: createUserStatusCache({ db, clock }),
       clientStatus: createClientStatusCache({ db, clock }),

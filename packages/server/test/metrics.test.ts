@@ -189,6 +189,7 @@ describe.each(testDialects())('metrics [%s]', (dialect) => {
     audit.record({ action: 'user.login_failed', outcome: 'failure', reason: 'wrong_password', actor });
     audit.record({ action: 'user.login_failed', outcome: 'failure', reason: 'locked', actor });
     audit.record({ action: 'user.login_failed', outcome: 'failure', reason: 'something new', actor });
+    audit.record({ action: 'user.login_failed', outcome: 'failure', reason: 'email_not_verified', actor });
     audit.record({ action: 'user.lockout', outcome: 'failure', actor });
     audit.record({ action: 'session.refresh', actor: { type: 'user', id: '1' } });
     audit.record({ action: 'session.refresh_reuse', outcome: 'failure', actor });
@@ -199,6 +200,7 @@ describe.each(testDialects())('metrics [%s]', (dialect) => {
     expect(metrics.value('gatehouse_logins_total', { outcome: 'failure', reason: 'wrong_password' })).toBe(1);
     expect(metrics.value('gatehouse_logins_total', { outcome: 'failure', reason: 'locked' })).toBe(1);
     expect(metrics.value('gatehouse_logins_total', { outcome: 'failure', reason: 'other' })).toBe(1);
+    expect(metrics.value('gatehouse_logins_total', { outcome: 'failure', reason: 'email_not_verified' })).toBe(1);
     expect(metrics.samples('gatehouse_logins_total', { reason: 'something new' })).toEqual([]);
     expect(metrics.value('gatehouse_lockouts_total')).toBe(1);
     expect(metrics.value('gatehouse_locked_out_responses_total', { flow: 'login' })).toBe(1);

@@ -8,13 +8,22 @@ const MAX_LOCK_SECONDS = 3600;
 const MEMORY_SECONDS = 24 * 3600;
 const ACCOUNT_WINDOW_SECONDS = 3600;
 
+/**
+ * The second step of a login (POST /login/mfa): whoever reaches it has the password. Ten wrong codes in a
+ * row from anywhere lock it for 15 minutes, doubling per further wrong code up to a day; only a right code
+ * or a new password (reset or change) clears the run, and it is kept for 30 days. So a guesser with the
+ * password and many networks gets about 30 tries in the first day and 1 a day after, not 100 an hour:
+ * with 3 codes valid at a time out of 10^6, about 10^-4 a month instead of 20 %.
+ */
+export const SECOND_STEP_STREAK: StreakPolicy = Object.freeze({ maxFailures: 10, firstLockSeconds: 900, maxLockSeconds: 86_400, memorySeconds: 30 * 86_400 });
+
 /** A reserved attempt: settle it with succeeded() once the password was right; a failure needs nothing more. */
 export interface LoginAttempt {
   /**
    * Set when this attempt reached a limit: if it fails, that budget is locked for `seconds` (an audit
    * `user.lockout`). 'account' (every network) wins over 'network' (this client's own) when both are.
    */
-  lockoutIfFailed?: { budget: 'network' | 'account'; seconds: number };
+  lockoutIfFailed?: { budget: 'network' | 'account' | 'streak'; seconds: number };
   succeeded(): Promise<void>;
   /** The password was never checked (hashing refused it, the client left): the attempt does not count. */
   abandoned(): Promise<void>;
@@ -26,6 +35,25 @@ export interface LoginLockout {
    * checked; throws rate_limited (429 with Retry-After) when either budget is spent.
    */
   reserve(emailNormalized: string, clientNetwork: string): Promise<LoginAttempt>;
+  /**
+   * Forgets the account's budgets shared by every network (the hourly count and the streak), as a
+   * success would: for when the secret being guessed against was replaced (a password reset or change).
+   */
+  forget(account: string): Promise<void>;
+}
+
+/**
+ * A third budget: consecutive failures on the account from every network together, forgotten only by a
+ * success (or forget()), never by time alone within memorySeconds. After maxFailures in a row the account
+ * is locked for firstLockSeconds, doubling with each further failure up to maxLockSeconds. Where the
+ * hourly budget lets a patient guesser from many networks try maxFailuresPerAccount every hour for ever,
+ * this one leaves them a handful of tries a day.
+ */
+export interface StreakPolicy {
+  maxFailures: number;
+  firstLockSeconds: number;
+  maxLockSeconds: number;
+  memorySeconds: number;
 }
 
 /**
@@ -45,6 +73,7 @@ export function createLoginLockout(deps: {
   maxFailuresPerAccount: number;
   /** Key prefix, so other password checks (e.g. password change) get budgets of their own. */
   scope?: string;
+  streak?: StreakPolicy;
 }): LoginLockout {
   const scope = deps.scope ?? 'login';
   const perClient: LockoutPolicy = {
@@ -55,13 +84,17 @@ export function createLoginLockout(deps: {
     memorySeconds: MEMORY_SECONDS,
   };
   const perAccount: LockoutPolicy = { kind: 'window', maxFailures: deps.maxFailuresPerAccount, windowSeconds: ACCOUNT_WINDOW_SECONDS };
+  const streak: LockoutPolicy | undefined = deps.streak ? { kind: 'doubling', ...deps.streak } : undefined;
+  const accountKeyOf = (account: string) => `${scope}:account:${account}`;
+  const streakKeyOf = (account: string) => `${scope}:streak:${account}`;
 
   return {
     async reserve(account, network) {
       const now = deps.clock.nowSeconds();
       // Distinct prefixes and a separator no email or address can hold: no key can pose as another.
       const clientKey = `${scope}:client:${account}\u0000${network}`;
-      const accountKey = `${scope}:account:${account}`;
+      const accountKey = accountKeyOf(account);
+      const streakKey = streakKeyOf(account);
       // The client's own budget first: attempts it refuses never reach the account-wide count,
       // so one network hammering a victim cannot exhaust the budget every other network shares.
       const byClient = await deps.store.reserve(clientKey, perClient, now);
@@ -72,19 +105,45 @@ export function createLoginLockout(deps: {
         await deps.store.release(clientKey, perClient, now);
         throw locked(byAccount.retryAfterSeconds);
       }
-      const lockSeconds = byAccount.lockSecondsIfFailed ?? byClient.lockSecondsIfFailed;
+      const byStreak = streak ? await deps.store.reserve(streakKey, streak, now) : undefined;
+      if (byStreak && !byStreak.allowed) {
+        await Promise.all([deps.store.release(clientKey, perClient, now), deps.store.release(accountKey, perAccount, now)]);
+        throw locked(byStreak.retryAfterSeconds);
+      }
+      // The widest budget this attempt would lock, if it fails: the streak, then the account, then the network.
+      const streakLock = byStreak?.allowed ? byStreak.lockSecondsIfFailed : undefined;
+      const lockoutIfFailed: LoginAttempt['lockoutIfFailed'] =
+        streakLock !== undefined
+          ? { budget: 'streak', seconds: streakLock }
+          : byAccount.lockSecondsIfFailed !== undefined
+            ? { budget: 'account', seconds: byAccount.lockSecondsIfFailed }
+            : byClient.lockSecondsIfFailed !== undefined
+              ? { budget: 'network', seconds: byClient.lockSecondsIfFailed }
+              : undefined;
       return {
-        ...(lockSeconds !== undefined ? { lockoutIfFailed: { budget: byAccount.lockSecondsIfFailed !== undefined ? 'account' : 'network', seconds: lockSeconds } } : {}),
+        ...(lockoutIfFailed ? { lockoutIfFailed } : {}),
         async succeeded() {
-          await Promise.all([deps.store.reset(clientKey), deps.store.reset(accountKey)]);
+          await Promise.all([deps.store.reset(clientKey), deps.store.reset(accountKey), ...(streak ? [deps.store.reset(streakKey)] : [])]);
         },
         async abandoned() {
           const releasedAt = deps.clock.nowSeconds();
-          await Promise.all([deps.store.release(clientKey, perClient, releasedAt), deps.store.release(accountKey, perAccount, releasedAt)]);
+          await Promise.all([
+            deps.store.release(clientKey, perClient, releasedAt),
+            deps.store.release(accountKey, perAccount, releasedAt),
+            ...(streak ? [deps.store.release(streakKey, streak, releasedAt)] : []),
+          ]);
         },
       };
     },
+    async forget(account) {
+      await Promise.all([deps.store.reset(accountKeyOf(account)), ...(streak ? [deps.store.reset(streakKeyOf(account))] : [])]);
+    },
   };
+}
+
+/** The audit reason of a lockout: which budget it locked. */
+export function lockoutReason(budget: NonNullable<LoginAttempt['lockoutIfFailed']>['budget']): 'network_limit' | 'account_limit' | 'streak_limit' {
+  return budget === 'streak' ? 'streak_limit' : budget === 'account' ? 'account_limit' : 'network_limit';
 }
 
 function locked(retryAfterSeconds: number): AppError {

@@ -1,4 +1,4 @@
-import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, lockoutReason, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import { AppError, invalidInput, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
@@ -13,6 +13,8 @@ export interface ChangePasswordDeps extends RevocationDeps, Omit<SecurityNoticeD
   passwordPolicy: PasswordPolicy;
   /** Its own budgets (scope password-change), keyed by user id: a stolen access token is no free password oracle. */
   passwordChangeLockout: LoginLockout;
+  /** Its account-wide budgets are forgotten with the old password (see auth/email-password-reset.ts). */
+  mfaLoginLockout: Pick<LoginLockout, 'forget'>;
   audit: Pick<AuditLog, 'record'>;
 }
 
@@ -58,7 +60,7 @@ export async function changePassword(
     audit({ outcome: 'failure', reason: 'wrong_password' });
     if (attempt.lockoutIfFailed) {
       const { budget, seconds } = attempt.lockoutIfFailed;
-      audit({ outcome: 'failure', reason: budget === 'account' ? 'account_limit' : 'network_limit', details: { scope: 'password_change', lock_seconds: seconds } }, 'user.lockout');
+      audit({ outcome: 'failure', reason: lockoutReason(budget), details: { scope: 'password_change', lock_seconds: seconds } }, 'user.lockout');
     }
     throw new AppError('wrong_password', 'current password is incorrect');
   }
@@ -75,5 +77,6 @@ export async function changePassword(
   await spendUserEmailTokens(deps.db, user.id, 'change_email', now);
   const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
   audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
+  await deps.mfaLoginLockout.forget(`user:${user.id}`);
   notifySecurityEvent(deps, user.id, 'password_changed');
 }

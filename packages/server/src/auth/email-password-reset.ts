@@ -1,3 +1,4 @@
+import type { LoginLockout } from '../abuse/login-lockout.ts';
 import type { RequestContext } from '../audit/events.ts';
 import { invalidInput } from '../errors.ts';
 import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
@@ -13,6 +14,8 @@ export interface PasswordResetDeps extends Omit<EmailFlowDeps, 'shared'>, Omit<R
   shared: EmailFlowDeps['shared'] & RevocationDeps['shared'];
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
+  /** Its account-wide budgets are forgotten on a reset: whoever was guessing codes with the old password has none now. */
+  mfaLoginLockout: Pick<LoginLockout, 'forget'>;
 }
 
 /**
@@ -108,6 +111,7 @@ export async function resetPassword(
   }
   announceRevocations(deps, revoked, now);
   audit(Number(user.id), { details: { revoked_sessions: revoked.length } });
+  await deps.mfaLoginLockout.forget(`user:${user.id}`);
   notifySecurityEvent(deps, Number(user.id), 'password_reset');
   return { userId: Number(user.id), revokedSessions: revoked.length };
 }

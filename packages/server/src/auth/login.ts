@@ -1,4 +1,4 @@
-import { checkReserved, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, lockoutReason, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import type { Config } from '../config.ts';
 import { AppError, isAppError } from '../errors.ts';
@@ -83,7 +83,7 @@ export async function login(
       deps.audit.record({
         action: 'user.lockout',
         outcome: 'failure',
-        reason: attempt.lockoutIfFailed.budget === 'account' ? 'account_limit' : 'network_limit',
+        reason: lockoutReason(attempt.lockoutIfFailed.budget),
         actor: { type: 'anonymous' },
         ...(user ? { subject: { type: 'user', id: String(user.id) } } : {}),
         ...(client.context ? { context: client.context } : {}),

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, lockoutReason, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
@@ -71,7 +71,7 @@ export async function requireReauthentication(
       deps.audit.record({
         action: 'user.lockout',
         outcome: 'failure',
-        reason: budget === 'account' ? 'account_limit' : 'network_limit',
+        reason: lockoutReason(budget),
         actor: { type: 'user', id: String(auth.userId) },
         subject: { type: 'user', id: String(auth.userId) },
         ...(client.context ? { context: client.context } : {}),

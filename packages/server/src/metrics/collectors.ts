@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { AuditEventInput } from '../audit/events.ts';
+import type { LoginFailureReason } from '../auth/login.ts';
 import type { Deps } from '../deps.ts';
 import type { QueryErrorKind } from '../storage/db.ts';
 
@@ -21,7 +22,19 @@ const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 const HASHING_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** Login failure reasons (audit/events.ts); anything else is counted as `other`, so a label never grows unbounded. */
-const LOGIN_FAILURE_REASONS = ['unknown_email', 'wrong_password', 'locked', 'disabled', 'changed_during_login', 'rate_limited'] as const;
+// Every reason auth/login.ts can give (the Record makes the compiler say when one is added there), and the
+// per-client 429; anything else is counted as `other`.
+const LOGIN_FAILURE_REASON_SET: Record<LoginFailureReason | 'rate_limited', true> = {
+  unknown_email: true,
+  wrong_password: true,
+  locked: true,
+  disabled: true,
+  changed_during_login: true,
+  email_not_verified: true,
+  mfa_required: true,
+  rate_limited: true,
+};
+const LOGIN_FAILURE_REASONS = Object.keys(LOGIN_FAILURE_REASON_SET);
 const QUERY_ERROR_KINDS: QueryErrorKind[] = ['unavailable', 'constraint', 'other'];
 
 let processRegistry: Registry | undefined;
@@ -100,7 +113,7 @@ export function createGatehouseMetrics(deps: Deps): GatehouseMetrics {
         logins.inc({ outcome: 'success', reason: 'none' });
         return;
       case 'user.login_failed': {
-        const reason = (LOGIN_FAILURE_REASONS as readonly string[]).includes(event.reason ?? '') ? event.reason! : 'other';
+        const reason = LOGIN_FAILURE_REASONS.includes(event.reason ?? '') ? event.reason! : 'other';
         logins.inc({ outcome: 'failure', reason });
         if (reason === 'locked') lockedOut.inc({ flow: 'login' });
         return;

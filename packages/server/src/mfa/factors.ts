@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
+import { checkReserved, lockoutReason, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
 import { notifySecurityEvent, type SecurityNoticeDeps } from '../auth/security-notices.ts';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import type { Clock } from '../clock.ts';
@@ -259,7 +259,7 @@ function failed(
   deps: MfaDeps,
   userId: number,
   client: { context?: RequestContext },
-  attempt: { lockoutIfFailed?: { budget: 'network' | 'account'; seconds: number } },
+  attempt: Pick<LoginAttempt, 'lockoutIfFailed'>,
   reason: string,
   purpose: string,
 ): void {
@@ -268,7 +268,7 @@ function failed(
     const { budget, seconds } = attempt.lockoutIfFailed;
     record(deps, userId, client, 'user.lockout', {
       outcome: 'failure',
-      reason: budget === 'account' ? 'account_limit' : 'network_limit',
+      reason: lockoutReason(budget),
       details: { scope: 'mfa', lock_seconds: seconds },
     });
   }

@@ -1,7 +1,8 @@
-import type { LoginAttempt, LoginLockout } from '../abuse/login-lockout.ts';
+import { lockoutReason, type LoginAttempt, type LoginLockout } from '../abuse/login-lockout.ts';
 import { AppError, isAppError } from '../errors.ts';
 import type { LoginDeps, LoginResult } from '../auth/login.ts';
 import { assertMayLogIn } from '../auth/email-verification.ts';
+import { notifySecurityEvent, type SecurityNoticeDeps } from '../auth/security-notices.ts';
 import { startSession, type SessionClient } from '../auth/sessions.ts';
 import type { RequestContext } from '../audit/events.ts';
 import { findUserById } from '../storage/users.ts';
@@ -15,10 +16,13 @@ export const MFA_TICKET_TTL_SECONDS = 300;
 export const MFA_TICKET_MAX_ATTEMPTS = 5;
 
 export type MfaLoginDeps = LoginDeps &
-  MfaDeps & {
+  MfaDeps &
+  Pick<SecurityNoticeDeps, 'mailer'> & {
+    shared: SecurityNoticeDeps['shared'];
     /**
-     * Wrong codes of the second step, per account (and network): only a right code clears it, never the
-     * password, so the doubling lock grows for someone who has the password and guesses codes.
+     * Wrong codes of the second step, per account (and network, and in a row: SECOND_STEP_STREAK): only a
+     * right code clears them, never the password, so the lock grows for someone who has the password and
+     * guesses codes.
      */
     mfaLoginLockout: LoginLockout;
   };
@@ -141,7 +145,9 @@ export async function completeMfaLogin(
     for (const [index, attempt] of attempts.entries()) {
       if (!attempt.lockoutIfFailed) continue;
       const { budget, seconds } = attempt.lockoutIfFailed;
-      audit({ action: 'user.lockout', reason: budget === 'account' ? 'account_limit' : 'network_limit', userId, details: { scope: index === 0 ? 'mfa_login' : 'login', lock_seconds: seconds } });
+      audit({ action: 'user.lockout', reason: lockoutReason(budget), userId, details: { scope: index === 0 ? 'mfa_login' : 'login', lock_seconds: seconds } });
+      // Someone has the password and is guessing codes: the owner should change it, and hears so now.
+      if (index === 0 && budget === 'streak') notifySecurityEvent(deps, userId, 'mfa_login_locked');
     }
     throw new AppError('mfa_invalid', 'incorrect code');
   }

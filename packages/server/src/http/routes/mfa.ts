@@ -96,16 +96,7 @@ export async function mfaRoutes(rawApp: FastifyInstance, deps: Deps): Promise<vo
     // Budgets of their own, keyed by user: a stolen access token guessing codes or the password here locks only this.
     mfaLockout: createLoginLockout({ store: deps.shared.lockouts, clock: deps.clock, maxFailures: loginMaxFailures, maxFailuresPerAccount: loginMaxFailuresPerAccount, scope: 'mfa' }),
   };
-  const loginDeps = {
-    ...deps,
-    mfaLoginLockout: createLoginLockout({
-      store: deps.shared.lockouts,
-      clock: deps.clock,
-      maxFailures: loginMaxFailures,
-      maxFailuresPerAccount: loginMaxFailuresPerAccount,
-      scope: 'mfa-login',
-    }),
-  };
+  const loginDeps = deps;
   const clientOf = (request: Parameters<typeof requestContext>[0]) => ({ network: requestClientNetwork(request, deps), context: requestContext(request) });
 
   app.get(
