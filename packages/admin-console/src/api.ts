@@ -1,7 +1,7 @@
 // The admin API as the console uses it (the shapes of the HTTP contract in DESIGN.md / the OpenAPI
 // document). Every call goes through @gatehouse/client, which keeps the tokens in memory only and
 // refreshes them single-flight before they expire and on a 401.
-import { createGatehouseClient, type GatehouseClient, type operations } from '@gatehouse/client';
+import { createGatehouseClient, MfaRequiredError, type GatehouseClient, type operations } from '@gatehouse/client';
 
 // The answers' shapes come from the generated OpenAPI types: they cannot drift from the server.
 type JsonBody<T> = T extends { content: { 'application/json': infer Body } } ? Body : never;
@@ -12,6 +12,8 @@ export type UserSession = DataOf<operations['listUserSessions']>['sessions'][num
 export type AuditEvent = DataOf<operations['listAuditEvents']>['events'][number];
 export type SigningKey = DataOf<operations['listSigningKeys']>['keys'][number];
 export type ServiceClient = DataOf<operations['listClients']>['clients'][number];
+/** The user POST /login and POST /login/mfa answer with: id, email, name. */
+export type SignedInUser = NonNullable<JsonBody<operations['logInMfa']['responses'][201]>['data']>;
 
 export interface UserFilters {
   email?: string;
@@ -105,8 +107,21 @@ export class AdminApi {
 
 export interface SignedIn {
   api: AdminApi;
-  user: { id: number; email: string; name: string };
+  user: SignedInUser;
 }
+
+/**
+ * The password was right and the account has two-factor authentication: a code is due. The ticket
+ * stays in this closure (memory only) and works with this client only.
+ */
+export interface SecondFactorStep {
+  /** Seconds the step stays open (the ticket's lifetime). */
+  expiresIn: number;
+  /** POST /login/mfa with the code: the session, if it is an admin's. */
+  complete(code: string): Promise<SignedIn>;
+}
+
+export type SignInResult = { signedIn: SignedIn } | { secondFactor: SecondFactorStep };
 
 /**
  * The roles the access token carries. Only to turn a non-admin away at once with a clear message:
@@ -125,10 +140,24 @@ export function tokenRoles(accessToken: string): string[] {
 
 export class NotAnAdmin extends Error {}
 
-/** Logs in through POST /login (as any app does) and keeps the session only if it is an admin's. */
-export async function signIn(email: string, password: string, onSessionEnd: (message: string) => void): Promise<SignedIn> {
+/**
+ * Logs in through POST /login (as any app does) and keeps the session only if it is an admin's. An
+ * account with two-factor authentication gets no session yet: the second step, to finish with a code.
+ */
+export async function signIn(email: string, password: string, onSessionEnd: (message: string) => void): Promise<SignInResult> {
   const client = createGatehouseClient({ baseUrl: location.origin, onSessionEnd: (error) => onSessionEnd(error.message) });
-  const user = await client.login({ email, password });
+  let user: SignedInUser;
+  try {
+    user = await client.login({ email, password });
+  } catch (error) {
+    if (!(error instanceof MfaRequiredError)) throw error;
+    const { ticket, expiresIn } = error;
+    return { secondFactor: { expiresIn, complete: async (code) => adminOnly(client, await client.completeMfaLogin(ticket, code)) } };
+  }
+  return { signedIn: await adminOnly(client, user) };
+}
+
+async function adminOnly(client: GatehouseClient, user: SignedInUser): Promise<SignedIn> {
   if (!tokenRoles(await client.accessToken()).includes('admin')) {
     await client.logout().catch(() => undefined);
     throw new NotAnAdmin('This account has no admin role.');

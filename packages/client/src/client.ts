@@ -1,6 +1,17 @@
-import { errorFromAnswer, GatehouseError, isGatehouseError } from './errors.ts';
+import { errorFromAnswer, GatehouseError, isGatehouseError, MfaRequiredError } from './errors.ts';
 import { memoryStorage, type StoredTokens, type TokenStorage } from './storage.ts';
-import type { ChangePasswordRequest, LoginRequest, LoginUser, MeAnswer, PublicUser, SignupAnswer, SignupRequest, TokenAnswer } from './types.ts';
+import type {
+  ChangePasswordRequest,
+  LoginMfaRequest,
+  LoginRequest,
+  LoginUser,
+  MeAnswer,
+  MfaRequiredAnswer,
+  PublicUser,
+  SignupAnswer,
+  SignupRequest,
+  TokenAnswer,
+} from './types.ts';
 
 export interface GatehouseClientOptions {
   /** Where Gatehouse answers, e.g. `https://auth.example.com` (its issuer address); a path prefix is kept. */
@@ -76,12 +87,33 @@ export class GatehouseClient {
   /**
    * Logs in and keeps the tokens; resolves to the user. The clientId and audience options are sent
    * unless the body names its own; refreshes keep them (Gatehouse binds them to the session).
+   * For an account with two-factor authentication the right password gets no tokens: this throws an
+   * MfaRequiredError (code 'mfa_required') carrying the ticket for completeMfaLogin(), and stores nothing.
    */
   async login(body: LoginRequest, options: { signal?: AbortSignal } = {}): Promise<LoginUser> {
     const sentAt = this.#now();
-    const answer = (await this.#call('/login', { method: 'POST', body: { ...this.#loginFields, ...body }, ...options })) as TokenAnswer;
-    await this.#storage.set(tokensFrom(answer, sentAt));
-    return answer.data as LoginUser;
+    const answer = await this.#send('/login', { method: 'POST', body: { ...this.#loginFields, ...body }, ...options }, undefined);
+    if (answer.response.status >= 400) throw errorFromAnswer(answer.response.status, answer.body, answer.response.headers);
+    if (answer.response.status === 200) throw mfaRequiredFrom(answer.body as MfaRequiredAnswer, sentAt);
+    return this.#keepTokens(answer.body as TokenAnswer, sentAt);
+  }
+
+  /**
+   * The second step of a login that threw an MfaRequiredError: the ticket and the code the user's
+   * authenticator app shows now (6 digits) or one of their recovery codes. Keeps the tokens exactly as
+   * login() does and resolves to the user. Sent with the clientId option, as the login was. A wrong or
+   * spent code throws 'forbidden' (the ticket allows a few tries); an unknown, expired, spent or
+   * exhausted ticket 'unauthorized' (log in again); too many tries 'rate_limited'.
+   */
+  async completeMfaLogin(ticket: string, code: string, options: { signal?: AbortSignal } = {}): Promise<LoginUser> {
+    const sentAt = this.#now();
+    const body: LoginMfaRequest = {
+      mfa_ticket: ticket,
+      code,
+      ...(this.#loginFields.client_id !== undefined ? { client_id: this.#loginFields.client_id } : {}),
+    };
+    const answer = (await this.#call('/login/mfa', { method: 'POST', body, ...options })) as TokenAnswer;
+    return this.#keepTokens(answer, sentAt);
   }
 
   /** The signed-in user. */
@@ -143,6 +175,12 @@ export class GatehouseClient {
   }
 
   // ---- tokens ------------------------------------------------------------------------------
+
+  /** A token answer of /login or /login/mfa: stores its tokens, resolves to its user. */
+  async #keepTokens(answer: TokenAnswer, sentAt: number): Promise<LoginUser> {
+    await this.#storage.set(tokensFrom(answer, sentAt));
+    return answer.data as LoginUser;
+  }
 
   async #storedTokens(): Promise<StoredTokens> {
     const tokens = await this.#storage.get();
@@ -238,6 +276,14 @@ function tokensFrom(answer: TokenAnswer, sentAt: number): StoredTokens {
   }
   // From the time the request left: never later than the server's own expiry, whatever the clocks say.
   return { accessToken: answer.token, refreshToken: answer.refresh_token, expiresIn: answer.expires_in, expiresAt: sentAt + answer.expires_in * 1000 };
+}
+
+function mfaRequiredFrom(answer: MfaRequiredAnswer, sentAt: number): MfaRequiredError {
+  const challenge = answer?.data;
+  if (challenge?.mfa_required !== true || typeof challenge.mfa_ticket !== 'string' || typeof challenge.expires_in !== 'number') {
+    throw new GatehouseError('invalid_response', 'the 200 answer of /login is neither tokens nor an MFA ticket', { status: 200 });
+  }
+  return new MfaRequiredError(challenge.mfa_ticket, challenge.expires_in, sentAt + challenge.expires_in * 1000);
 }
 
 async function readBody(response: Response): Promise<unknown> {

@@ -18,7 +18,8 @@ export type GatehouseErrorCode =
   | 'session_ended' // the refresh token was refused (logged out, revoked, expired): the tokens are cleared
   | 'not_signed_in' // no tokens stored: log in first (no request was sent)
   | 'network_error' // no answer: the server is unreachable, or the request was aborted
-  | 'invalid_response'; // an answer that is not what Gatehouse sends
+  | 'invalid_response' // an answer that is not what Gatehouse sends
+  | 'mfa_required'; // login(): the password was right, a second factor is due (an MfaRequiredError)
 
 const BY_STATUS: Record<number, GatehouseErrorCode> = {
   400: 'invalid_request',
@@ -33,7 +34,7 @@ const BY_STATUS: Record<number, GatehouseErrorCode> = {
 };
 
 export class GatehouseError extends Error {
-  override readonly name = 'GatehouseError';
+  override readonly name: string = 'GatehouseError';
   readonly code: GatehouseErrorCode;
   /** The HTTP status, when Gatehouse answered. */
   readonly status: number | undefined;
@@ -55,6 +56,28 @@ export class GatehouseError extends Error {
     this.envelope = details.envelope;
     this.fieldErrors = details.envelope?.data?.errors ?? [];
     this.retryAfterSeconds = details.retryAfterSeconds;
+  }
+}
+
+/**
+ * What login() throws when the password was right and the account has two-factor authentication:
+ * no tokens were stored. Ask for the code the user's authenticator app shows (or a recovery code) and
+ * call completeMfaLogin(error.ticket, code) on the same client before the ticket expires.
+ */
+export class MfaRequiredError extends GatehouseError {
+  override readonly name: string = 'MfaRequiredError';
+  /** The single-use MFA ticket for completeMfaLogin(); it works only with the client that logged in. Not for logs. */
+  readonly ticket: string;
+  /** Seconds the ticket stays valid, as the server said. */
+  readonly expiresIn: number;
+  /** When the ticket expires, in milliseconds since the epoch by the client's clock (from expiresIn). */
+  readonly expiresAt: number;
+
+  constructor(ticket: string, expiresIn: number, expiresAt: number) {
+    super('mfa_required', 'two-factor authentication required: call completeMfaLogin() with the ticket and a code', { status: 200 });
+    this.ticket = ticket;
+    this.expiresIn = expiresIn;
+    this.expiresAt = expiresAt;
   }
 }
 

@@ -14,6 +14,12 @@ export type LoginRequest = RequestBody<operations['logIn']>;
 export type TokenAnswer = JsonBody<operations['logIn']['responses'][201]>;
 /** The user as /login answers it: id, email, name. */
 export type LoginUser = NonNullable<TokenAnswer['data']>;
+/** The 200 answer of /login for an account with two-factor authentication: a ticket, no tokens. */
+export type MfaRequiredAnswer = JsonBody<operations['logIn']['responses'][200]>;
+/** Its data: mfa_required, mfa_ticket, expires_in. */
+export type MfaChallenge = NonNullable<MfaRequiredAnswer['data']>;
+/** The second step of a login: the ticket, a TOTP or recovery code, and the client the login named. */
+export type LoginMfaRequest = RequestBody<operations['logInMfa']>;
 
 export type RefreshRequest = RequestBody<operations['refreshToken']>;
 export type LogoutRequest = RequestBody<operations['logOut']>;

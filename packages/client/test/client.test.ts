@@ -4,6 +4,7 @@
  * clock and the client's are injected, so expiry needs no waiting. Every exchange is also held to
  * the server's OpenAPI document (the test app's check).
  */
+import { Secret, TOTP } from 'otpauth';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createClient } from '../../server/src/clients/clients.ts';
 import { startListeningTestApp, STRONG_PASSWORD, testDialects, type TestApp } from '../../server/test/helpers.ts';
@@ -13,6 +14,8 @@ import {
   isGatehouseError,
   localStorageTokenStorage,
   memoryStorage,
+  MfaRequiredError,
+  type GatehouseClient,
   type GatehouseClientOptions,
   type StorageLike,
   type UserPage,
@@ -31,6 +34,42 @@ async function failure(promise: Promise<unknown>): Promise<GatehouseError> {
   }
   throw new Error('expected a GatehouseError, but the call succeeded');
 }
+
+/** The MfaRequiredError login() threw. */
+async function mfaRequired(promise: Promise<unknown>): Promise<MfaRequiredError> {
+  const error = await failure(promise);
+  expect(error).toBeInstanceOf(MfaRequiredError);
+  return error as MfaRequiredError;
+}
+
+/** The code an authenticator app shows at the server's clock (computed by otpauth, not by Gatehouse). */
+function codeAt(test: TestApp, secret: string, stepsFromNow = 0): string {
+  return TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() + stepsFromNow * 30_000 });
+}
+
+/** Six digits that no step the server accepts now (one either side) would show. */
+function wrongCodeAt(test: TestApp, secret: string): string {
+  const near = [-1, 0, 1].map((steps) => codeAt(test, secret, steps));
+  return ['000000', '111111', '222222', '333333'].find((code) => !near.includes(code))!;
+}
+
+/**
+ * Turns TOTP on for the signed-in user of this client over the HTTP API (enrol, then confirm with a
+ * code), then moves the server's clock to the next 30 s step: each code is accepted once.
+ */
+async function enableTotp(test: TestApp, gatehouse: GatehouseClient): Promise<{ secret: string; recoveryCodes: string[] }> {
+  const enrolment = await gatehouse.request<{ data: { secret: string } }>('/me/mfa/totp', { method: 'POST' });
+  const secret = enrolment.data.secret;
+  const confirmed = await gatehouse.request<{ message: string; data: { recovery_codes: string[] } }>('/me/mfa/totp/confirm', {
+    method: 'POST',
+    body: { code: codeAt(test, secret) },
+  });
+  expect(confirmed.message).toBe('two-factor authentication enabled');
+  test.clock.advanceSeconds(30);
+  return { secret, recoveryCodes: confirmed.data.recovery_codes };
+}
+
+const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub: string; client_id: string; aud: string; amr: string[] };
 
 /** A Web Storage stand-in for Node 20, which has no localStorage. */
 function webStorage(): StorageLike & { items: Map<string, string> } {
@@ -79,7 +118,6 @@ describe.each(testDialects())('@gatehouse/client against a live Gatehouse [%s]',
     const id = `spa-${dialect}-${++serial}`;
     await createClient(test.deps, { id, name: 'Web app', type: 'public', audiences: ['https://orders.example'] });
     const { gatehouse } = await signedIn({ clientId: id, audience: 'https://orders.example' });
-    const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { client_id: string; aud: string };
     expect(claimsOf(await gatehouse.accessToken())).toMatchObject({ client_id: id, aud: 'https://orders.example' });
     await gatehouse.refresh();
     expect(count(REFRESH)).toBe(1);
@@ -247,6 +285,117 @@ describe.each(testDialects())('@gatehouse/client against a live Gatehouse [%s]',
     expect(await failure(gatehouse.request('/users?limit=0'))).toMatchObject({ code: 'invalid_request', status: 400 });
   });
 
+  /** A new account with TOTP on (enabled through a client of its own, then logged out). */
+  async function withTotp(options: Partial<GatehouseClientOptions> = {}) {
+    const { gatehouse, email } = await signedIn(options);
+    const factor = await enableTotp(test, gatehouse);
+    await gatehouse.logout();
+    hits = new Map();
+    return { email, ...factor };
+  }
+
+  it('two-factor login: login() throws an MfaRequiredError and stores nothing; a wrong code is forbidden; the right one stores the tokens like login()', async () => {
+    const { email, secret } = await withTotp();
+    const storage = memoryStorage();
+    const gatehouse = client({ storage });
+
+    const sentAt = serverNow();
+    const required = await mfaRequired(gatehouse.login({ email, password: STRONG_PASSWORD }));
+    expect(required).toBeInstanceOf(GatehouseError);
+    expect(required).toMatchObject({ name: 'MfaRequiredError', code: 'mfa_required', status: 200, expiresIn: 300, expiresAt: sentAt + 300_000 });
+    expect(required.message).toMatch(/two-factor authentication required.*completeMfaLogin/);
+    expect(required.message).not.toContain(required.ticket);
+    expect(required.ticket).toMatch(/^[\w-]{40,}$/);
+    expect(isGatehouseError(required, 'mfa_required')).toBe(true);
+    expect(await storage.get()).toBeNull();
+    expect(await gatehouse.isSignedIn()).toBe(false);
+    expect(count('POST /login')).toBe(1);
+
+    // A wrong code: the server's 403, mapped as every 403 is; still nothing stored.
+    const wrong = await failure(gatehouse.completeMfaLogin(required.ticket, wrongCodeAt(test, secret)));
+    expect(wrong).toMatchObject({ code: 'forbidden', status: 403, message: 'verification failed - incorrect code', envelope: { status: false, code: 403 } });
+    expect(wrong).not.toBeInstanceOf(MfaRequiredError);
+    expect(await storage.get()).toBeNull();
+    // A code of the wrong shape: 400, not counted.
+    expect(await failure(gatehouse.completeMfaLogin(required.ticket, 'abc'))).toMatchObject({ code: 'invalid_request', status: 400 });
+
+    // The right code (on the same ticket: it allows a few tries): the tokens are kept as login() keeps them.
+    const user = await gatehouse.completeMfaLogin(required.ticket, codeAt(test, secret));
+    expect(user).toMatchObject({ email, name: 'Client User' });
+    expect(count('POST /login/mfa')).toBe(3);
+    const tokens = (await storage.get())!;
+    expect(tokens).toMatchObject({ expiresIn: TTL, expiresAt: serverNow() + TTL * 1000 });
+    expect(claimsOf(tokens.accessToken)).toMatchObject({ sub: String(user.id), amr: ['pwd', 'otp', 'mfa'] });
+    expect(await gatehouse.me()).toMatchObject({ id: user.id, email });
+
+    // Refresh works with the stored refresh token, and keeps the second factor in the token.
+    await gatehouse.refresh();
+    expect(count(REFRESH)).toBe(1);
+    expect(claimsOf(await gatehouse.accessToken()).amr).toEqual(['pwd', 'otp', 'mfa']);
+    test.clock.advanceSeconds(TTL + 1);
+    expect((await gatehouse.me()).id).toBe(user.id);
+    expect(count(REFRESH)).toBe(2);
+  });
+
+  it('two-factor login: a spent ticket is refused as unauthorized, and the session already stored stays', async () => {
+    const { email, secret } = await withTotp();
+    const storage = memoryStorage();
+    const gatehouse = client({ storage });
+    const { ticket } = await mfaRequired(gatehouse.login({ email, password: STRONG_PASSWORD }));
+    await gatehouse.completeMfaLogin(ticket, codeAt(test, secret));
+    const kept = await storage.get();
+    test.clock.advanceSeconds(30);
+
+    const reused = await failure(gatehouse.completeMfaLogin(ticket, codeAt(test, secret)));
+    expect(reused).toMatchObject({ code: 'unauthorized', status: 401, message: 'auth failed - the MFA ticket is invalid or expired' });
+    expect(await storage.get()).toBe(kept);
+    expect((await gatehouse.me()).email).toBe(email);
+    // No refresh was tried on that 401: completeMfaLogin is not an authenticated call.
+    expect(count(REFRESH)).toBe(0);
+
+    // An unknown ticket too; a ticket past its five minutes as well.
+    expect(await failure(client().completeMfaLogin('not-a-ticket-at-all', codeAt(test, secret)))).toMatchObject({ code: 'unauthorized', status: 401 });
+    const late = await mfaRequired(client().login({ email, password: STRONG_PASSWORD }));
+    test.clock.advanceSeconds(late.expiresIn + 1);
+    expect(await failure(client().completeMfaLogin(late.ticket, codeAt(test, secret)))).toMatchObject({ code: 'unauthorized', status: 401 });
+  });
+
+  it('two-factor login: a recovery code completes it once (amr without otp)', async () => {
+    const { email, recoveryCodes } = await withTotp();
+    const gatehouse = client();
+    const first = await mfaRequired(gatehouse.login({ email, password: STRONG_PASSWORD }));
+    const user = await gatehouse.completeMfaLogin(first.ticket, recoveryCodes[0]!);
+    expect(user.email).toBe(email);
+    expect(claimsOf(await gatehouse.accessToken()).amr).toEqual(['pwd', 'mfa']);
+    expect((await gatehouse.me()).id).toBe(user.id);
+
+    // Spent: a new ticket with the same recovery code is refused; another recovery code works.
+    const other = client();
+    const second = await mfaRequired(other.login({ email, password: STRONG_PASSWORD }));
+    expect(await failure(other.completeMfaLogin(second.ticket, recoveryCodes[0]!))).toMatchObject({ code: 'forbidden', status: 403 });
+    expect(await other.isSignedIn()).toBe(false);
+    await other.completeMfaLogin(second.ticket, recoveryCodes[1]!.toUpperCase());
+    expect((await other.me()).id).toBe(user.id);
+  });
+
+  it('two-factor login through its own client: completeMfaLogin() sends the clientId the login sent, the session opens for it', async () => {
+    const id = `spa-mfa-${dialect}-${++serial}`;
+    await createClient(test.deps, { id, name: 'Web app', type: 'public', audiences: ['https://orders.example'] });
+    const { email, secret } = await withTotp();
+    const gatehouse = client({ clientId: id, audience: 'https://orders.example' });
+    const { ticket } = await mfaRequired(gatehouse.login({ email, password: STRONG_PASSWORD }));
+    await gatehouse.completeMfaLogin(ticket, codeAt(test, secret));
+    expect(claimsOf(await gatehouse.accessToken())).toMatchObject({ client_id: id, aud: 'https://orders.example', amr: ['pwd', 'otp', 'mfa'] });
+    await gatehouse.refresh();
+    expect(claimsOf(await gatehouse.accessToken())).toMatchObject({ client_id: id, aud: 'https://orders.example' });
+
+    // A ticket won through the default client is refused to this client: its clientId was sent.
+    test.clock.advanceSeconds(30);
+    const other = await mfaRequired(client().login({ email, password: STRONG_PASSWORD }));
+    expect(await failure(client({ clientId: id }).completeMfaLogin(other.ticket, codeAt(test, secret)))).toMatchObject({ code: 'unauthorized', status: 401 });
+    await client().completeMfaLogin(other.ticket, codeAt(test, secret));
+  });
+
   it('keeps tokens in localStorage across client instances; damaged storage reads as signed out', async () => {
     const storage = webStorage();
     const { gatehouse, email } = await signedIn({ storage: localStorageTokenStorage({ storage }) });
@@ -278,6 +427,28 @@ describe.each(testDialects())('@gatehouse/client when Gatehouse refuses or is aw
     expect(limited).toMatchObject({ status: 429, envelope: { code: 429 } });
     expect(limited!.retryAfterSeconds).toBeGreaterThan(0);
     expect(test.openapi.takeProblems()).toEqual([]);
+  });
+
+  it('says rate_limited with Retry-After when wrong second-step codes lock the account', async () => {
+    const locking = await startListeningTestApp(dialect, { LOGIN_MAX_FAILURES: '2' });
+    try {
+      const gatehouse = createGatehouseClient({ baseUrl: locking.origin, now: () => locking.test.clock.now().getTime() });
+      const email = 'locked-mfa@example.com';
+      await gatehouse.signup({ name: 'Locked', email, password: STRONG_PASSWORD });
+      await gatehouse.login({ email, password: STRONG_PASSWORD });
+      const { secret } = await enableTotp(locking.test, gatehouse);
+      await gatehouse.logout();
+
+      const { ticket } = await mfaRequired(gatehouse.login({ email, password: STRONG_PASSWORD }));
+      for (let i = 0; i < 2; i += 1) expect(await failure(gatehouse.completeMfaLogin(ticket, wrongCodeAt(locking.test, secret)))).toMatchObject({ code: 'forbidden' });
+      const limited = await failure(gatehouse.completeMfaLogin(ticket, codeAt(locking.test, secret)));
+      expect(limited).toMatchObject({ code: 'rate_limited', status: 429, envelope: { code: 429 } });
+      expect(limited.retryAfterSeconds).toBeGreaterThan(0);
+      expect(await gatehouse.isSignedIn()).toBe(false);
+      expect(locking.test.openapi.takeProblems()).toEqual([]);
+    } finally {
+      await locking.test.close();
+    }
   });
 
   it('says network_error when nothing answers', async () => {

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
+import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminConsole, consoleDist } from '../../admin-console/build.mjs';
@@ -191,6 +192,26 @@ describe.skipIf(!runsInBrowser)('[browser] the admin console in Chromium', () =>
       expect(await focused()).toBe('input#sign-in-password');
       await page.keyboard.type(password);
       await page.keyboard.press('Enter');
+    }
+
+    /** The code an authenticator app shows at the server's clock (computed by otpauth, not by Gatehouse). */
+    const codeAt = (secret: string, stepsFromNow = 0) =>
+      TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() + stepsFromNow * 30_000 });
+
+    /**
+     * An admin with TOTP turned on over the HTTP API (enrol, confirm with a code); the server's clock
+     * then moves to the next 30 s step, since each code is accepted once.
+     */
+    async function adminWithTotp(email: string) {
+      const admin = await signedInAdmin(test, email);
+      const authorization = `Bearer ${admin.token}`;
+      const enrolment = await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: { authorization } });
+      expect(enrolment.statusCode, enrolment.body).toBe(200);
+      const secret: string = json(enrolment).data.secret;
+      const confirmed = await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: { authorization }, payload: { code: codeAt(secret) } });
+      expect(confirmed.statusCode, confirmed.body).toBe(200);
+      test.clock.advanceSeconds(30);
+      return { ...admin, secret, recoveryCodes: json(confirmed).data.recovery_codes as string[] };
     }
 
     const fetchAs = (token: string, path: string, init: RequestInit = {}) =>
@@ -409,6 +430,99 @@ describe.skipIf(!runsInBrowser)('[browser] the admin console in Chromium', () =>
       await page.getByText(/^Your session ended \(.+\)\. Sign in again\.$/).waitFor();
       await page.getByRole('heading', { level: 1, name: 'Gatehouse admin' }).waitFor();
       await expectAccessible('the sign-in page after the session ended');
+      expect(problems).toEqual([]);
+    }, 120_000);
+
+    it('signs in an admin with two-step verification by keyboard: password, code step, a wrong code alerted, the right code; nothing stored', async () => {
+      await open();
+      const admin = await adminWithTotp('mfa-admin@example.com');
+      await page.goto(`${origin}/admin/`);
+      await signInByKeyboard('mfa-admin@example.com');
+
+      // The password was right: the code step, its field focused; no session, nothing stored.
+      await page.getByRole('heading', { level: 2, name: 'Two-step verification' }).waitFor();
+      await expect.poll(focused).toBe('input#sign-in-code');
+      const codeField = page.getByLabel('Authentication code');
+      expect(await codeField.getAttribute('autocomplete')).toBe('one-time-code');
+      expect(await codeField.getAttribute('inputmode')).toBe('numeric');
+      // Numeric keypad, but no type=number nor pattern: a recovery code can be typed too.
+      expect(await codeField.getAttribute('type')).toBe('text');
+      expect(await codeField.getAttribute('pattern')).toBeNull();
+      expect(await page.getByRole('button', { name: 'Verify' }).count()).toBe(1);
+      expect(await page.getByRole('button', { name: 'Start over' }).count()).toBe(1);
+      expect(await page.getByRole('navigation', { name: 'Sections' }).count()).toBe(0);
+      expect(await storedInBrowser()).toEqual([0, 0, '']);
+      await expectAccessible('the two-step verification page');
+      await shot('09-mfa-step');
+
+      // A wrong code: the server's message in an alert; the field emptied and focused for another try.
+      const right = codeAt(admin.secret);
+      const wrong = ['000000', '111111', '222222'].find((code) => ![codeAt(admin.secret, -1), right, codeAt(admin.secret, 1)].includes(code))!;
+      await page.keyboard.type(wrong);
+      await page.keyboard.press('Enter');
+      await page.getByRole('alert').getByText('verification failed - incorrect code', { exact: true }).waitFor();
+      await expect.poll(focused).toBe('input#sign-in-code');
+      expect(await codeField.inputValue()).toBe('');
+      await expectAccessible('the two-step verification page with an error');
+      await shot('10-mfa-wrong-code');
+
+      // The right code, same ticket: the users page.
+      await page.keyboard.type(right);
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+      expect(new URL(page.url()).pathname).toBe('/admin/users');
+      await expect.poll(() => page.locator('table tbody tr').count()).toBe(1);
+      expect(await storedInBrowser()).toEqual([0, 0, '']);
+      expect(await context.cookies()).toEqual([]);
+      // The console's session was opened by the second step: its amr says so.
+      const sessions = await test.deps.db.selectFrom('sessions').select('amr').where('user_id', '=', admin.id).execute();
+      expect(sessions.map((session) => JSON.parse(session.amr))).toEqual(expect.arrayContaining([['pwd', 'otp', 'mfa']]));
+      expect(problems).toEqual([]);
+    }, 120_000);
+
+    it('two-step verification: Start over goes back, an expired ticket returns to the password step with a message, a recovery code signs in', async () => {
+      await open();
+      const admin = await adminWithTotp('mfa-admin@example.com');
+      await page.goto(`${origin}/admin/`);
+      await signInByKeyboard('mfa-admin@example.com');
+      await page.getByRole('heading', { level: 2, name: 'Two-step verification' }).waitFor();
+
+      // Start over: the password step again, the email kept and focused.
+      await press(page.getByRole('button', { name: 'Start over' }));
+      await expect.poll(focused).toBe('input#sign-in-email');
+      expect(await page.getByLabel('Email').inputValue()).toBe('mfa-admin@example.com');
+      expect(await page.getByRole('heading', { name: 'Two-step verification' }).count()).toBe(0);
+      await page.keyboard.press('Tab');
+      await page.keyboard.type(STRONG_PASSWORD);
+      await page.keyboard.press('Enter');
+
+      // The ticket's five minutes pass: even the right code is refused, and the console asks for the password again.
+      await page.getByRole('heading', { level: 2, name: 'Two-step verification' }).waitFor();
+      await expect.poll(focused).toBe('input#sign-in-code');
+      test.clock.advanceSeconds(301);
+      await page.keyboard.type(codeAt(admin.secret));
+      await page.keyboard.press('Enter');
+      await page
+        .getByRole('alert')
+        .getByText('The verification step ended (auth failed - the MFA ticket is invalid or expired). Sign in again.', { exact: true })
+        .waitFor();
+      await expect.poll(focused).toBe('input#sign-in-password');
+      await expectAccessible('the sign-in page after the verification step ended');
+
+      // Again, with a recovery code: the field switches to a text keyboard for it.
+      await page.keyboard.type(STRONG_PASSWORD);
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { level: 2, name: 'Two-step verification' }).waitFor();
+      await press(page.getByRole('button', { name: 'Use a recovery code' }));
+      await expect.poll(focused).toBe('input#sign-in-code');
+      expect(await page.getByLabel('Authentication code').getAttribute('inputmode')).toBe('text');
+      await page.keyboard.type(admin.recoveryCodes[0]!);
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+      expect(await storedInBrowser()).toEqual([0, 0, '']);
+      expect(await context.cookies()).toEqual([]);
+      const sessions = await test.deps.db.selectFrom('sessions').select('amr').where('user_id', '=', admin.id).execute();
+      expect(sessions.map((session) => JSON.parse(session.amr))).toEqual(expect.arrayContaining([['pwd', 'mfa']]));
       expect(problems).toEqual([]);
     }, 120_000);
 
