@@ -530,6 +530,38 @@ describe('mailer without a database', () => {
     await mailer.close();
   });
 
+  it('no one kind of message takes the whole queue: a flood of one leaves room for the others', async () => {
+    const lines: string[] = [];
+    const config = { production: false, mail: { smtpUrl: mailbox.url, from: 'Gatehouse <no-reply@example.com>', templatesDir: undefined } };
+    // queueMax 4: at most 3 of one kind. The SMTP server says "try later" to the first three, which then wait a minute.
+    const mailer = createMailer(config, { log: (_level, _fields, message) => lines.push(message), retryDelaysMs: [60_000], queueMax: 4 });
+    mailbox.refuseNext(3, 451);
+    const resets = [1, 2, 3, 4].map((i) => mailer.send({ to: { name: '', address: `flood${i}@example.com` }, template: 'reset_password', values }));
+    expect(resets).toEqual([true, true, true, false]);
+    expect(mailer.send({ to: { name: '', address: 'owner@example.com' }, template: 'security_notice', values: { ...values, event: 'a passkey was added', time: '2026-06-01T12:00:00.000Z' } })).toBe(true);
+    expect((await mailbox.next('owner@example.com')).parsed.subject).toBe('Security notice: a passkey was added');
+    expect(mailer.stats()).toMatchObject({ dropped: 1 });
+    expect(lines).toContain('mail: queue full or closing, message dropped');
+
+    // Deferred work counts under the kind it may send, with the same bound.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const ran: string[] = [];
+    await mailer.close(); // gives up the three waiting resets
+    const second = createMailer(config, { log: () => {}, queueMax: 4 });
+    const deferTo = (kind: 'verify_email' | 'change_email', label: string) => second.afterAnswer(async () => {
+      await held;
+      ran.push(label);
+    }, kind);
+    for (const label of ['v1', 'v2', 'v3', 'v4']) deferTo('verify_email', label);
+    deferTo('change_email', 'c1');
+    expect(second.stats()).toMatchObject({ queued: 4, dropped: 1 });
+    release();
+    await second.idle();
+    expect(ran.sort()).toEqual(['c1', 'v1', 'v2', 'v3']);
+    await second.close();
+  });
+
   it('MAIL_TEMPLATES_DIR replaces parts, escapes values in them, and refuses unknown placeholders at start', () => {
     const directory = mkdtempSync(join(tmpdir(), 'gatehouse-templates-'));
     try {

@@ -66,7 +66,7 @@ export async function requestEmailChange(
       values: { name: '', email: user.email, new_email: newEmail, link: emailLink(deps.config, 'change_email', token), expires: ttlInWords('change_email') },
     });
     audit({ details: { new_email: newEmail } });
-  });
+  }, 'change_email');
 }
 
 /**

@@ -48,7 +48,7 @@ export async function forgotPassword(deps: PasswordResetDeps, email: string, net
       template: 'reset_password',
       values: { name: addresseeName(user), email: user.email, link: emailLink(deps.config, 'reset_password', token), expires: ttlInWords('reset_password'), new_email: '' },
     });
-  });
+  }, 'reset_password');
 }
 
 /**

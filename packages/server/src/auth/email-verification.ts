@@ -52,7 +52,7 @@ export function verifyAfterSignup(deps: EmailFlowDeps, userId: number): void {
   deps.mailer.afterAnswer(async () => {
     const user = await findUserById(deps.db, userId);
     if (user) await sendVerification(deps, user, undefined, false);
-  });
+  }, 'verify_email');
 }
 
 /** POST /email/verify/resend, signed in: the user knows their own account, so the answer may say it is verified already. */
@@ -61,7 +61,7 @@ export async function resendForUser(deps: EmailFlowDeps, userId: number, context
   if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
   if (user.email_verified_at !== null) return 'already_verified';
   // The lookups are done; the send itself need not hold the answer.
-  deps.mailer.afterAnswer(() => sendVerification(deps, user, context, true));
+  deps.mailer.afterAnswer(() => sendVerification(deps, user, context, true), 'verify_email');
   return 'sent';
 }
 
@@ -74,7 +74,7 @@ export async function resendForAddress(deps: EmailFlowDeps, email: string, netwo
   deps.mailer.afterAnswer(async () => {
     const user = await findUserByNormalizedEmail(deps.db, normalizeEmail(email));
     if (user) await sendVerification(deps, user, context, true);
-  });
+  }, 'verify_email');
 }
 
 /** POST /email/verify: spends the link and marks the address verified, if it is still the account's address. */

@@ -61,5 +61,5 @@ export function notifySecurityEvent(deps: SecurityNoticeDeps, userId: number, ev
       template: 'security_notice',
       values: { name, email: user.email, event: SECURITY_EVENT_TEXT[event], time: new Date(now * 1000).toISOString(), link: '', expires: '', new_email: '' },
     });
-  });
+  }, 'security_notice');
 }

@@ -30,9 +30,10 @@ export interface Mailer {
   /**
    * Runs work after the current request has been answered: the user-specific part of a flow whose
    * answer must not depend on whether an address is registered (lookup, token, message) happens
-   * here, so neither the body nor the time of the answer can tell. Bounded like the send queue.
+   * here, so neither the body nor the time of the answer can tell. Bounded like the send queue, and
+   * counted under `kind` (the message it may send).
    */
-  afterAnswer(task: () => Promise<void>): void;
+  afterAnswer(task: () => Promise<void>, kind: TemplateName): void;
   /** Resolves once every deferred task has run and every queued message was sent or given up on. */
   idle(): Promise<void>;
   stats(): MailerStats;
@@ -67,13 +68,18 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
   const retryDelays = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
   const queueMax = options.queueMax ?? DEFAULT_QUEUE_MAX;
   const counts = { sent: 0, failed: 0, dropped: 0 };
+  // No one kind of message may take the whole queue: a flood of forgot-password requests while the SMTP
+  // server is slow must leave room for verification links and security notices.
+  const kindMax = Math.max(1, Math.ceil(queueMax * 0.75));
+  const pendingByKind = new Map<string, number>();
   // Messages and deferred tasks in flight (including those waiting for a retry): the bound applies to them all.
   let pending = 0;
   let idleWaiters: Array<() => void> = [];
   // closing: no more retries; closed: nothing new is taken.
   let closing = false;
   let closed = false;
-  const retryTimers = new Set<NodeJS.Timeout>();
+  // Messages waiting for their next attempt, with their template (the kind they count under).
+  const retryTimers = new Map<NodeJS.Timeout, string>();
 
   const transport = config.mail.smtpUrl
     ? nodemailer.createTransport({
@@ -92,8 +98,11 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
     options.log('warn', {}, 'SMTP_URL is not set: messages are written to this log instead of being sent (development only; NODE_ENV=production refuses to start without it)');
   }
 
-  function settle() {
+  function settle(kind: string) {
     pending -= 1;
+    const left = (pendingByKind.get(kind) ?? 1) - 1;
+    if (left > 0) pendingByKind.set(kind, left);
+    else pendingByKind.delete(kind);
     if (pending === 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
@@ -102,12 +111,13 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
   }
 
   function reserve(kind: string): boolean {
-    if (closed || pending >= queueMax) {
+    if (closed || pending >= queueMax || (pendingByKind.get(kind) ?? 0) >= kindMax) {
       counts.dropped += 1;
-      options.log('error', { queue_max: queueMax, kind }, 'mail: queue full or closing, message dropped');
+      options.log('error', { queue_max: queueMax, kind_max: kindMax, kind }, 'mail: queue full or closing, message dropped');
       return false;
     }
     pending += 1;
+    pendingByKind.set(kind, (pendingByKind.get(kind) ?? 0) + 1);
     return true;
   }
 
@@ -120,7 +130,7 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
       // Development: the whole text part, links included, so the flow can be followed from the log.
       options.log('warn', { to: to.address, subject: rendered.subject, template: mail.template, text: rendered.text }, 'mail (not sent, SMTP_URL unset)');
       counts.sent += 1;
-      settle();
+      settle(mail.template);
       return;
     }
     try {
@@ -135,7 +145,7 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
         disableUrlAccess: true,
       });
       counts.sent += 1;
-      settle();
+      settle(mail.template);
     } catch (error) {
       const responseCode = (error as { responseCode?: number }).responseCode;
       // 5xx is the server's final word (no such mailbox, refused); anything else may pass.
@@ -144,7 +154,7 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
       if (permanent || delay === undefined || closing) {
         counts.failed += 1;
         options.log('error', { template: mail.template, response_code: responseCode, reason: (error as Error).message, attempts: attempt + 1 }, 'mail: message not delivered');
-        settle();
+        settle(mail.template);
         return;
       }
       options.log('warn', { template: mail.template, response_code: responseCode, reason: (error as Error).message, retry_in_ms: delay }, 'mail: delivery failed, retrying');
@@ -153,7 +163,7 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
         void deliver(mail, attempt + 1);
       }, delay);
       timer.unref();
-      retryTimers.add(timer);
+      retryTimers.set(timer, mail.template);
     }
   }
 
@@ -164,13 +174,14 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
       void deliver(mail, 0);
       return true;
     },
-    afterAnswer(task) {
-      if (!reserve('deferred')) return;
+    afterAnswer(task, kind) {
+      const deferredKind = `deferred:${kind}`;
+      if (!reserve(deferredKind)) return;
       // setImmediate: after the handler's reply has been written.
       setImmediate(() => {
         task()
           .catch((error: unknown) => options.log('error', { reason: (error as Error).message }, 'mail: deferred task failed'))
-          .finally(settle);
+          .finally(() => settle(deferredKind));
       });
     },
     idle() {
@@ -180,11 +191,11 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
     async close() {
       closing = true;
       // Messages waiting for a retry are given up (logged); deferred tasks and messages being sent finish first.
-      for (const timer of retryTimers) {
+      for (const [timer, kind] of retryTimers) {
         clearTimeout(timer);
         counts.failed += 1;
         options.log('error', {}, 'mail: closing, a message waiting for a retry was not delivered');
-        settle();
+        settle(kind);
       }
       retryTimers.clear();
       await Promise.race([this.idle(), new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
