@@ -45,6 +45,11 @@ export interface Deps {
    * of consecutive failures only a right code or a new password clears (SECOND_STEP_STREAK).
    */
   mfaLoginLockout: LoginLockout;
+  /**
+   * Codes (and passwords) checked behind an access token: confirm, disable, regenerate, and the code a
+   * TOTP account adds to its password to add a passkey; per user (scope mfa), so a stolen token is no oracle.
+   */
+  mfaLockout: LoginLockout;
   userStatus: UserStatusCache;
   /** Whether a client still exists and is enabled, at most a second old: client tokens live only as long as their client. */
   clientStatus: ClientStatusCache;
@@ -142,6 +147,13 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
         maxFailures: loginMaxFailures,
         maxFailuresPerAccount: loginMaxFailuresPerAccount,
         scope: 'password-change',
+      }),
+      mfaLockout: createLoginLockout({
+        store: lockouts,
+        clock,
+        maxFailures: loginMaxFailures,
+        maxFailuresPerAccount: loginMaxFailuresPerAccount,
+        scope: 'mfa',
       }),
       mfaLoginLockout: createLoginLockout({
         store: lockouts,

@@ -542,12 +542,19 @@ describe('mailer without a database', () => {
     expect((await mailbox.next('owner@example.com')).parsed.subject).toBe('Security notice: a passkey was added');
     expect(mailer.stats()).toMatchObject({ dropped: 1 });
     expect(lines).toContain('mail: queue full or closing, message dropped');
+    // A lookup that may send a reset counts with the resets: the kind is full, so it waits for nothing and is dropped.
+    let ranLookup = false;
+    mailer.afterAnswer(async () => {
+      ranLookup = true;
+    }, 'reset_password');
+    expect(mailer.stats()).toMatchObject({ dropped: 2 });
 
     // Deferred work counts under the kind it may send, with the same bound.
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const ran: string[] = [];
     await mailer.close(); // gives up the three waiting resets
+    expect(ranLookup).toBe(false);
     const second = createMailer(config, { log: () => {}, queueMax: 4 });
     const deferTo = (kind: 'verify_email' | 'change_email', label: string) => second.afterAnswer(async () => {
       await held;
@@ -574,6 +581,19 @@ describe('mailer without a database', () => {
       expect(rendered.text).toContain('Choose a new one within 24 hours');
       writeFileSync(join(directory, 'verify_email.txt'), 'Open {{link}} {{password}}');
       expect(() => loadTemplates(directory)).toThrow(/verify_email text uses \{\{password\}\}/);
+      // A value another message fills is refused too: it would render empty in this one.
+      writeFileSync(join(directory, 'verify_email.txt'), 'Open {{link}} {{greeting}} {{name}}');
+      writeFileSync(join(directory, 'email_changed.txt'), 'Moved to {{new_email}}, open {{link}}');
+      writeFileSync(join(directory, 'security_notice.subject.txt'), '{{event}} at {{time}} ({{expires}})');
+      let problems = '';
+      try {
+        loadTemplates(directory);
+      } catch (error) {
+        problems = String((error as ConfigError).message) + JSON.stringify((error as { problems?: unknown }).problems ?? '');
+      }
+      expect(problems).toMatch(/email_changed text uses \{\{link\}\}/);
+      expect(problems).toMatch(/security_notice subject uses \{\{expires\}\}/);
+      expect(problems).not.toMatch(/verify_email/);
       expect(() => loadTemplates(join(directory, 'missing'))).toThrow(ConfigError);
     } finally {
       rmSync(directory, { recursive: true, force: true });

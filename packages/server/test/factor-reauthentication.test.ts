@@ -5,8 +5,9 @@
  */
 import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MESSAGES_PER_ADDRESS_PER_HOUR } from '../src/auth/email-common.ts';
 import { SECURITY_EVENT_TEXT, SECURITY_NOTICES_PER_ADDRESS_PER_HOUR } from '../src/auth/security-notices.ts';
-import { expectErrorEnvelope, json, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+import { expectErrorEnvelope, json, signedInAdmin, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
 import { SoftAuthenticator } from './soft-authenticator.ts';
 import { linkIn, startTestMailbox, type ReceivedMessage, type TestMailbox } from './smtp-helpers.ts';
 
@@ -73,7 +74,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
 
       test.clock.advanceSeconds(1);
       const stale = expectErrorEnvelope(await start(user.token), 403, REAUTH_REQUIRED);
-      expect(stale.data).toEqual({ reauthentication_required: true, max_age: 300 });
+      expect(stale.data).toEqual({ reauthentication_required: true, max_age: 300, second_factor_required: false });
       // A refreshed session is not a recent sign-in: refreshing proves only that a refresh token was held.
       const refreshed = await test.app.inject({ method: 'POST', url: '/token/refresh', payload: { refresh_token: user.refreshToken } });
       expect(refreshed.statusCode, refreshed.body).toBe(201);
@@ -96,6 +97,68 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
       expect((await start(json(again).token)).statusCode).toBe(200);
     });
   }
+
+  it('with TOTP on, adding a passkey asks for the password and a code, or a recent sign-in that used a second factor', async () => {
+    const email = freshEmail('totp-pk');
+    const user = await signedInUser(test.app, email);
+    const secret: string = json(await enrol(user.token)).data.secret;
+    const confirmed = await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) });
+    expect(confirmed.statusCode, confirmed.body).toBe(200);
+    const recoveryCodes: string[] = json(confirmed).data.recovery_codes;
+    test.clock.advanceSeconds(30);
+
+    // The session is recent, but it was opened with the password alone (before TOTP was on): not enough.
+    const bare = expectErrorEnvelope(await passkeyOptions(user.token), 403, REAUTH_REQUIRED);
+    expect(bare.data).toEqual({ reauthentication_required: true, max_age: 300, second_factor_required: true });
+    // The password alone (what a thief with a stolen token and a phished password has) is not enough either,
+    // and nothing says whether it was right: the code is asked for before the password is checked.
+    expect(expectErrorEnvelope(await passkeyOptions(user.token, { password: STRONG_PASSWORD }), 403, REAUTH_REQUIRED).data.second_factor_required).toBe(true);
+    expect(expectErrorEnvelope(await passkeyOptions(user.token, { password: 'not the password at all' }), 403, REAUTH_REQUIRED).data.second_factor_required).toBe(true);
+    const wrongCode = codeAt(secret) === '000000' ? '000001' : '000000';
+    expectErrorEnvelope(await passkeyOptions(user.token, { password: STRONG_PASSWORD, code: wrongCode }), 403, 'verification failed - incorrect code');
+    expectErrorEnvelope(await passkeyOptions(user.token, { password: 'not the password at all', code: codeAt(secret) }), 403, WRONG_PASSWORD);
+    expectErrorEnvelope(await passkeyOptions(user.token, { password: STRONG_PASSWORD, code: '12345' }), 400);
+    expect(await challengeRows(user.id)).toEqual([]);
+
+    // Password and code: yes; the code is spent (the same code again is refused).
+    const code = codeAt(secret);
+    expect((await passkeyOptions(user.token, { password: STRONG_PASSWORD, code })).statusCode).toBe(200);
+    expectErrorEnvelope(await passkeyOptions(user.token, { password: STRONG_PASSWORD, code }), 403, 'verification failed - incorrect code');
+    // A recovery code works too, once.
+    expect((await passkeyOptions(user.token, { password: STRONG_PASSWORD, code: recoveryCodes[0] })).statusCode).toBe(200);
+    expectErrorEnvelope(await passkeyOptions(user.token, { password: STRONG_PASSWORD, code: recoveryCodes[0] }), 403, 'verification failed - incorrect code');
+
+    // A session opened with password and code (amr mfa) is enough while recent.
+    test.clock.advanceSeconds(30);
+    const ticket = json(await test.app.inject({ method: 'POST', url: '/login', payload: { email, password: STRONG_PASSWORD } })).data.mfa_ticket;
+    const signedIn = await test.app.inject({ method: 'POST', url: '/login/mfa', payload: { mfa_ticket: ticket, code: codeAt(secret) } });
+    expect(signedIn.statusCode, signedIn.body).toBe(201);
+    expect((await passkeyOptions(json(signedIn).token)).statusCode).toBe(200);
+    test.clock.advanceSeconds(301);
+    expect(expectErrorEnvelope(await passkeyOptions(json(signedIn).token), 403, REAUTH_REQUIRED).data.second_factor_required).toBe(true);
+
+    const refusals = await audit('user.reauthentication_failed', user.id);
+    expect(refusals.map((row) => row.reason)).toEqual([
+      'second_factor_missing',
+      'second_factor_missing',
+      'second_factor_missing',
+      'wrong_code',
+      'wrong_password',
+      'wrong_code',
+      'wrong_code',
+      'not_recent',
+    ]);
+  });
+
+  it('a revoked session is not a recent sign-in', async () => {
+    const user = await signedInUser(test.app, freshEmail('revoked'));
+    // Revoked in the database only (as another instance without Redis would see it before its next sync).
+    await test.deps.db.updateTable('sessions').set({ revoked_at: test.clock.nowSeconds(), revoked_reason: 'logout' }).where('user_id', '=', user.id).execute();
+    // 403 here, or 401 if this process's revocation sync has seen it already: never a new secret.
+    const response = await enrol(user.token);
+    expect([401, 403]).toContain(response.statusCode);
+    expect(await totpRows(user.id)).toEqual([]);
+  });
 
   it('a refused request changes nothing: no secret stored, no challenge stored', async () => {
     const user = await signedInUser(test.app, freshEmail('nothing'));
@@ -155,10 +218,15 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     // Unverified address: no name; nothing secret, no link.
     expect(on.parsed.text).toMatch(/^Hello,\n/);
     for (const secretText of [secret, ...recoveryCodes, 'http']) expect(on.raw).not.toContain(secretText);
+    // Verified from here on (unverified addresses get at most 3 messages an hour, tested below).
+    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
 
     // A passkey added, with a hostile name: the name is not in the message.
     const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
-    const options = json(await passkeyOptions(user.token)).data;
+    // TOTP is on and this session was opened with the password alone: the password and a code it is
+    // (the next step's: the confirming code was spent).
+    test.clock.advanceSeconds(30);
+    const options = json(await passkeyOptions(user.token, { password: STRONG_PASSWORD, code: codeAt(secret) })).data;
     const registered = await post('/me/passkeys/register/verify', user.token, { response: authenticator.register(options), name: 'Call +1 555 0100 to claim' });
     expect(registered.statusCode, registered.body).toBe(201);
     const added = await nextNotice(email);
@@ -168,7 +236,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expect(deleted.statusCode).toBe(200);
     expect((await nextNotice(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.passkey_deleted}`);
 
-    test.clock.advanceSeconds(30);
+    test.clock.advanceSeconds(60);
     const regenerated = await post('/me/mfa/recovery-codes', user.token, { password: STRONG_PASSWORD, code: codeAt(secret) });
     expect(regenerated.statusCode, regenerated.body).toBe(200);
     expect((await nextNotice(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.recovery_codes_regenerated}`);
@@ -177,8 +245,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expect(off.statusCode, off.body).toBe(200);
     expect((await nextNotice(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.totp_disabled}`);
 
-    // Verified now: the owner's name greets them.
-    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
+    // Verified: the owner's name greets them.
     const change = await test.app.inject({ method: 'POST', url: '/me/password', headers: bearer(user.token), payload: { current_password: STRONG_PASSWORD, new_password: OTHER_PASSWORD } });
     expect(change.statusCode, change.body).toBe(200);
     const changed = await nextNotice(email);
@@ -190,6 +257,26 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expectErrorEnvelope(await enrol(user.token), 403, REAUTH_REQUIRED);
     await settled();
     expect(notices(email)).toHaveLength(6);
+  });
+
+  it("an admin moving an account to another address tells the old one (no link), as the owner's own change does", async () => {
+    const admin = await signedInAdmin(test, freshEmail('admin'));
+    const owner = freshEmail('moved');
+    const user = await signedInUser(test.app, owner);
+    await mailbox.next(owner); // verification
+    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
+    const newAddress = freshEmail('moved-new');
+    const patched = await test.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: bearer(admin.token), payload: { email: newAddress } });
+    expect(patched.statusCode, patched.body).toBe(200);
+    const told = await mailbox.next(owner);
+    expect(told.parsed.subject).toBe('Your email address was changed');
+    expect(told.parsed.text).toContain(`now uses ${newAddress}`);
+    expect(told.parsed.text).toMatch(/^Hello Test User,\n/);
+    expect(told.raw).not.toMatch(/https?:\/\//);
+    // A change of name only sends nothing.
+    expect((await test.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: bearer(admin.token), payload: { name: 'Renamed' } })).statusCode).toBe(200);
+    await settled();
+    expect(mailbox.to(owner)).toHaveLength(2);
   });
 
   it('a password reset through the emailed link is notified too', async () => {
@@ -206,9 +293,21 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expect(notice.raw).not.toContain(token!);
   });
 
-  it(`at most ${SECURITY_NOTICES_PER_ADDRESS_PER_HOUR} notices per address and hour`, async () => {
+  it(`at most ${SECURITY_NOTICES_PER_ADDRESS_PER_HOUR} notices per verified address and hour, ${MESSAGES_PER_ADDRESS_PER_HOUR} to an unverified one`, async () => {
+    // Unverified: perhaps a stranger's address someone signed up with; no more than any other message.
+    const stranger = freshEmail('stranger');
+    const squatter = await signedInUser(test.app, stranger);
+    const passwords = [OTHER_PASSWORD, STRONG_PASSWORD];
+    for (let n = 0; n < 6; n += 1) {
+      const change = await test.app.inject({ method: 'POST', url: '/me/password', headers: bearer(squatter.token), payload: { current_password: passwords[(n + 1) % 2], new_password: passwords[n % 2] } });
+      expect(change.statusCode, change.body).toBe(200);
+    }
+    await settled();
+    expect(notices(stranger)).toHaveLength(MESSAGES_PER_ADDRESS_PER_HOUR);
+
     const email = freshEmail('flood');
     const user = await signedInUser(test.app, email);
+    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
     const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
     for (let round = 0; round < 7; round += 1) {
       const options = json(await passkeyOptions(user.token)).data;

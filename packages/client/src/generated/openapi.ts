@@ -4623,6 +4623,8 @@ export interface operations {
                 "application/json": {
                     /** @description Required unless this session was signed into within REAUTH_MAX_AGE (5 minutes) */
                     password?: string;
+                    /** @description With the password, when the account has TOTP on: the 6 digits the app shows now, or a recovery code */
+                    code?: string;
                 };
             };
         };
@@ -4688,7 +4690,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE (`reauthentication required - send your password, or sign in again`, data.reauthentication_required), or a wrong password */
+            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password, or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5336,6 +5338,8 @@ export interface operations {
                 "application/json": {
                     /** @description Required unless this session was signed into within REAUTH_MAX_AGE (5 minutes) */
                     password?: string;
+                    /** @description With the password, when the account has TOTP on: the 6 digits the app shows now, or a recovery code */
+                    code?: string;
                 };
             };
         };
@@ -5400,7 +5404,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE (`reauthentication required - send your password, or sign in again`, data.reauthentication_required), or a wrong password */
+            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password, or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code */
             403: {
                 headers: {
                     [name: string]: unknown;

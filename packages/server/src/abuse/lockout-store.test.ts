@@ -27,6 +27,17 @@ describe('lockout reservations', () => {
     expect(applyReservation(next.entry, doubling, 1060).reservation).toEqual({ allowed: false, retryAfterSeconds: 120 });
   });
 
+  it('doubling: an attempt given back past the limit takes back the lock it set (nothing was evaluated)', async () => {
+    const store = createMemoryLockoutStore();
+    for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve('k', doubling, 1000);
+    // The first lock (60 s) ends; the next attempt would lock for 120 s if it failed, but it is never evaluated.
+    expect(await store.reserve('k', doubling, 1060)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
+    await store.release('k', doubling, 1060);
+    // As if it had never come: the next attempt is the one that may lock for 120 s.
+    expect(await store.reserve('k', doubling, 1061)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
+    expect(await store.reserve('k', doubling, 1061)).toEqual({ allowed: false, retryAfterSeconds: 120 });
+  });
+
   it('doubling windows are capped', () => {
     expect([0, 1, 2, 5, 6, 40].map((n) => doublingLockSeconds(n, 60, 3600))).toEqual([60, 120, 240, 1920, 3600, 3600]);
   });

@@ -64,13 +64,15 @@ function allowed(lockedUntil: number, now: number): Reservation {
 }
 
 /**
- * Undoes one reservation. The reservation was allowed, so any earlier lock had ended; a lock
- * set since then by reaching the limit no longer holds once the count is below the limit.
+ * Undoes one reservation. The reservation was allowed, so any earlier lock had ended when it was
+ * made; a lock the key holds now was set by a reservation since then. Below the limit that lock no
+ * longer holds. At or past it, only one reservation can have been allowed since the last lock ended
+ * (the lock it set refuses the rest), and it is the one given back: its lock goes with it. (Keeping
+ * it would lock a streak twice as long for an attempt no one evaluated.)
  */
-export function applyRelease(entry: Entry | undefined, policy: LockoutPolicy, now: number): Entry | undefined {
+export function applyRelease(entry: Entry | undefined, _policy: LockoutPolicy, now: number): Entry | undefined {
   if (!entry || entry.expiresAt <= now) return undefined;
-  const failures = Math.max(0, entry.failures - 1);
-  return { ...entry, failures, lockedUntil: failures >= policy.maxFailures ? entry.lockedUntil : 0 };
+  return { ...entry, failures: Math.max(0, entry.failures - 1), lockedUntil: 0 };
 }
 
 export interface MemoryLockoutStoreOptions {

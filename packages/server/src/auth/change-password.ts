@@ -13,7 +13,10 @@ export interface ChangePasswordDeps extends RevocationDeps, Omit<SecurityNoticeD
   passwordPolicy: PasswordPolicy;
   /** Its own budgets (scope password-change), keyed by user id: a stolen access token is no free password oracle. */
   passwordChangeLockout: LoginLockout;
-  /** Its account-wide budgets are forgotten with the old password (see auth/email-password-reset.ts). */
+  /**
+   * Its account-wide budgets are forgotten with the old password: only a signed-in session can change it
+   * (a reset by email, which proves the mailbox only, does not forget them).
+   */
   mfaLoginLockout: Pick<LoginLockout, 'forget'>;
   audit: Pick<AuditLog, 'record'>;
 }

@@ -1,4 +1,3 @@
-import type { LoginLockout } from '../abuse/login-lockout.ts';
 import type { RequestContext } from '../audit/events.ts';
 import { invalidInput } from '../errors.ts';
 import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
@@ -14,8 +13,6 @@ export interface PasswordResetDeps extends Omit<EmailFlowDeps, 'shared'>, Omit<R
   shared: EmailFlowDeps['shared'] & RevocationDeps['shared'];
   hasher: PasswordHasher;
   passwordPolicy: PasswordPolicy;
-  /** Its account-wide budgets are forgotten on a reset: whoever was guessing codes with the old password has none now. */
-  mfaLoginLockout: Pick<LoginLockout, 'forget'>;
 }
 
 /**
@@ -111,7 +108,8 @@ export async function resetPassword(
   }
   announceRevocations(deps, revoked, now);
   audit(Number(user.id), { details: { revoked_sessions: revoked.length } });
-  await deps.mfaLoginLockout.forget(`user:${user.id}`);
+  // The second step's run of wrong codes is NOT forgotten here (a password change forgets it): a reset
+  // proves the mailbox only, and whoever reads it could otherwise reset, guess ten codes, reset again.
   notifySecurityEvent(deps, Number(user.id), 'password_reset');
   return { userId: Number(user.id), revokedSessions: revoked.length };
 }

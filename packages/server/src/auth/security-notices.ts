@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { Database } from '../storage/schema.ts';
 import { findUserById } from '../storage/users.ts';
-import { addresseeName } from './email-common.ts';
+import { addresseeName, MESSAGES_PER_ADDRESS_PER_HOUR } from './email-common.ts';
 
 /** What a security notice tells the account's owner about. */
 export type SecurityEvent =
@@ -32,7 +32,10 @@ export const SECURITY_EVENT_TEXT: Readonly<Record<SecurityEvent, string>> = Obje
   mfa_login_locked: 'someone gave the right password and then wrong authentication codes many times in a row, so that step is locked for a while',
 });
 
-/** Notices one address receives per hour at most: a loop of changes does not become a flood of mail. */
+/**
+ * Notices a verified address receives per hour at most: a loop of changes does not become a flood of
+ * mail. An unverified one gets at most MESSAGES_PER_ADDRESS_PER_HOUR (3), as for every other message.
+ */
 export const SECURITY_NOTICES_PER_ADDRESS_PER_HOUR = 10;
 const HOUR = 3600;
 
@@ -54,7 +57,10 @@ export function notifySecurityEvent(deps: SecurityNoticeDeps, userId: number, ev
     if (!user) return;
     const now = deps.clock.nowSeconds();
     const { count } = await deps.shared.counters.increment(`mail:security_notice:${user.email_normalized}`, HOUR, now);
-    if (count > SECURITY_NOTICES_PER_ADDRESS_PER_HOUR) return;
+    // An unverified address may be a stranger's (someone signed up with it): no more than any other
+    // message a stranger could make us send there.
+    const limit = user.email_verified_at === null ? MESSAGES_PER_ADDRESS_PER_HOUR : SECURITY_NOTICES_PER_ADDRESS_PER_HOUR;
+    if (count > limit) return;
     const name = addresseeName(user);
     deps.mailer.send({
       to: { name, address: user.email },

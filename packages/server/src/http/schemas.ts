@@ -134,11 +134,18 @@ export const ReauthenticationBody = optionalBody(
       password: Type.Optional(
         Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED, description: 'Required unless this session was signed into within REAUTH_MAX_AGE (5 minutes)' }),
       ),
+      code: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 64,
+          description: 'With the password, when the account has TOTP on: the 6 digits the app shows now, or a recovery code',
+        }),
+      ),
     },
-    { additionalProperties: false, examples: [{ password: EXAMPLE_PASSWORD }, {}] },
+    { additionalProperties: false, examples: [{ password: EXAMPLE_PASSWORD }, { password: EXAMPLE_PASSWORD, code: '492039' }, {}] },
   ),
 );
 /** The 403 of a route behind requireReauthentication. */
 export const REAUTH_REFUSED = ErrorResponse(
-  'No password and the session was signed into longer ago than REAUTH_MAX_AGE (`reauthentication required - send your password, or sign in again`, data.reauthentication_required), or a wrong password',
+  'No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password, or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code',
 );

@@ -175,7 +175,8 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
       return true;
     },
     afterAnswer(task, kind) {
-      const deferredKind = `deferred:${kind}`;
+      // Counted with the messages of its kind: a flood's lookups and its messages share one bound.
+      const deferredKind = kind;
       if (!reserve(deferredKind)) return;
       // setImmediate: after the handler's reply has been written.
       setImmediate(() => {

@@ -27,7 +27,15 @@ export interface TemplateValues {
   time?: string;
 }
 
-const VALUE_NAMES: ReadonlySet<string> = new Set<keyof TemplateValues>(['name', 'email', 'link', 'expires', 'new_email', 'product', 'event', 'time', 'greeting']);
+const COMMON_VALUES: Array<keyof TemplateValues> = ['greeting', 'name', 'email', 'product'];
+/** The values each message fills: a placeholder another message's values would fill renders empty here, so it is refused at start too. */
+const VALUE_NAMES: Readonly<Record<TemplateName, ReadonlySet<string>>> = {
+  verify_email: new Set([...COMMON_VALUES, 'link', 'expires']),
+  reset_password: new Set([...COMMON_VALUES, 'link', 'expires']),
+  change_email: new Set([...COMMON_VALUES, 'link', 'expires', 'new_email']),
+  email_changed: new Set([...COMMON_VALUES, 'new_email']),
+  security_notice: new Set([...COMMON_VALUES, 'event', 'time']),
+};
 
 interface Template {
   subject: string;
@@ -101,7 +109,7 @@ export function loadTemplates(templatesDir: string | undefined): Templates {
       templates[name] = { subject: subject?.trim() ?? BUILT_IN[name].subject, text: read('.txt') ?? BUILT_IN[name].text, html: read('.html') ?? BUILT_IN[name].html };
       for (const [part, text] of Object.entries(templates[name])) {
         for (const match of text.matchAll(PLACEHOLDER)) {
-          if (!VALUE_NAMES.has(match[1]!)) problems.push(`MAIL_TEMPLATES_DIR: ${name} ${part} uses {{${match[1]}}}, which no message fills (known: ${[...VALUE_NAMES].join(', ')})`);
+          if (!VALUE_NAMES[name].has(match[1]!)) problems.push(`MAIL_TEMPLATES_DIR: ${name} ${part} uses {{${match[1]}}}, which this message does not fill (it has: ${[...VALUE_NAMES[name]].join(', ')})`);
         }
       }
     }

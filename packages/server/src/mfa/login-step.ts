@@ -135,10 +135,18 @@ export async function completeMfaLogin(
       return method;
     });
   } catch (error) {
-    if (error !== WRONG_CODE) throw error;
+    if (error !== WRONG_CODE) {
+      // No code was judged (the database failed): the tries are given back, as when hashing refuses a password.
+      await Promise.all(attempts.map((attempt) => attempt.abandoned()));
+      throw error;
+    }
     outcome = undefined;
   }
-  if (outcome === 'ticket_spent') throw invalidTicket('ticket_spent', userId);
+  if (outcome === 'ticket_spent') {
+    // Another request finished this ticket first; this one's code was never checked.
+    await Promise.all(attempts.map((attempt) => attempt.abandoned()));
+    throw invalidTicket('ticket_spent', userId);
+  }
   const method = outcome;
   if (!method) {
     audit({ action: 'user.mfa_failed', reason: 'wrong_code', userId, details: { code_kind: code.kind } });

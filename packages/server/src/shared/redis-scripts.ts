@@ -74,13 +74,13 @@ if lockedUntil > now then return {1, lockedUntil - now} end
 return {1, 0}
 `;
 
-/** applyRelease: gives back one never-evaluated attempt; a lock set by reaching the limit ends below it. ARGV: now, maxFailures. */
+/** applyRelease: gives back one never-evaluated attempt, and the lock it set, if any. ARGV: now, maxFailures (unused, kept for the call's shape). */
 const RELEASE = `${WRITE_ENTRY}
-local now, maxFailures = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 ${READ_LOCKOUT}
 if not live then return 0 end
 failures = math.max(0, failures - 1)
-if failures < maxFailures then lockedUntil = 0 end
+lockedUntil = 0
 store(KEYS[1], now, {'failures', failures, 'lockedUntil', lockedUntil, 'expiresAt', expiresAt}, expiresAt)
 return 1
 `;

@@ -7,9 +7,11 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditActor, AuditLog, RequestContext } from '../audit/events.ts';
+import { addresseeName } from '../auth/email-common.ts';
 import { announceRevocations, type RevocationReason } from '../auth/revocation.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
+import type { Mailer } from '../mail/mailer.ts';
 import { AppError, invalidInput } from '../errors.ts';
 import type { RevocationBus } from '../shared/index.ts';
 import { isUniqueViolation } from '../storage/db.ts';
@@ -36,6 +38,8 @@ export interface AdminServiceDeps {
   denylist: Pick<Denylist, 'addSessions'>;
   shared: { revocations: RevocationBus };
   audit: Pick<AuditLog, 'record'>;
+  /** Tells the old address when an admin moves an account to another one (absent: no message). */
+  mailer?: Pick<Mailer, 'send'>;
 }
 
 /** Who acts, for the audit log: a signed-in admin (API) or an operator (CLI), and where the request came from. */
@@ -219,7 +223,7 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
         set.disabled_at = changes.disabled ? now : null;
         note('disabled', !changes.disabled, changes.disabled);
       }
-      if (Object.keys(set).length === 0) return { after: before, diff: undefined, revoked: [] };
+      if (Object.keys(set).length === 0) return { before, after: before, diff: undefined, revoked: [] };
 
       const after = await updateUserRow(trx, id, { ...set, updated_at: now });
       const rolesRemoved = changes.roles !== undefined && beforeRoles.some((role) => !changes.roles!.includes(role));
@@ -227,7 +231,7 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
       const reason: RevocationReason | undefined =
         set.disabled_at !== undefined && set.disabled_at !== null ? 'account_disabled' : rolesRemoved ? 'roles_changed' : set.email !== undefined ? 'email_changed' : undefined;
       const revoked = reason ? await revokeSessions(trx, { userId: id }, now, reason) : [];
-      return { after, diff, revoked };
+      return { before, after, diff, revoked };
     });
   } catch (error) {
     auditRefusal(deps, caller, 'admin.user_update', id, error);
@@ -242,6 +246,18 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
       ...by(caller),
       subject: { type: 'user', id: String(id) },
       details: { ...outcome.diff, revoked_sessions: outcome.revoked.length },
+    });
+  }
+  const movedFrom = outcome.diff?.before.email;
+  if (typeof movedFrom === 'string' && deps.mailer) {
+    // The owner hears of it at the address they had, as after their own email change: without this, a
+    // stolen admin token could move an account to a mailbox of its choosing, reset the password, and
+    // leave the owner nothing to notice.
+    const name = addresseeName(outcome.before);
+    deps.mailer.send({
+      to: { name, address: movedFrom },
+      template: 'email_changed',
+      values: { name, email: movedFrom, new_email: outcome.after.email, link: '', expires: '' },
     });
   }
   return { user: toAdminUser(outcome.after), revokedSessions: outcome.revoked.length };

@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { createLoginLockout } from '../../abuse/login-lockout.ts';
 import { requireReauthentication } from '../../auth/reauthentication.ts';
 import type { Deps } from '../../deps.ts';
 import { AppError } from '../../errors.ts';
@@ -90,12 +89,7 @@ export async function mfaRoutes(rawApp: FastifyInstance, deps: Deps): Promise<vo
   const app = rawApp.withTypeProvider<TypeBoxTypeProvider>();
   const authGuard = createAuthGuard(deps);
   const rateLimit = createRateLimitHook(deps);
-  const { loginMaxFailures, loginMaxFailuresPerAccount } = deps.config.limits;
-  const management: MfaManagementDeps = {
-    ...deps,
-    // Budgets of their own, keyed by user: a stolen access token guessing codes or the password here locks only this.
-    mfaLockout: createLoginLockout({ store: deps.shared.lockouts, clock: deps.clock, maxFailures: loginMaxFailures, maxFailuresPerAccount: loginMaxFailuresPerAccount, scope: 'mfa' }),
-  };
+  const management: MfaManagementDeps = deps;
   const loginDeps = deps;
   const clientOf = (request: Parameters<typeof requestContext>[0]) => ({ network: requestClientNetwork(request, deps), context: requestContext(request) });
 
@@ -156,7 +150,7 @@ export async function mfaRoutes(rawApp: FastifyInstance, deps: Deps): Promise<vo
       const auth = request.auth!;
       // Already on: say so before asking for anything (the 409 reveals nothing the token's holder cannot see at GET /me/mfa).
       if ((await mfaStatus(deps.db, auth.userId)).totpEnabled) throw new AppError('mfa_conflict', 'two-factor authentication is already enabled');
-      await requireReauthentication(deps, auth, request.body.password, 'totp_enrol', clientOf(request), { signal: clientGoneSignal(reply) });
+      await requireReauthentication(deps, auth, request.body, 'totp_enrol', clientOf(request), { signal: clientGoneSignal(reply) });
       const enrolment = await enrolTotp(deps, auth.userId);
       return reply
         .header('cache-control', 'no-store')

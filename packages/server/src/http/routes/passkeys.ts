@@ -153,7 +153,7 @@ export async function passkeyRoutes(rawApp: FastifyInstance, deps: Deps, demo: P
       await requireReauthentication(
         deps,
         auth,
-        request.body.password,
+        request.body,
         'passkey_register',
         { network: requestClientNetwork(request, deps), context: requestContext(request) },
         { signal: clientGoneSignal(reply) },

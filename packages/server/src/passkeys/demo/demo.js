@@ -72,10 +72,13 @@ $('password-form').addEventListener('submit', (event) => {
 $('register-form').addEventListener('submit', (event) => {
   event.preventDefault();
   run('Add a passkey', async () => {
-    // Adding a passkey needs a recent sign-in (REAUTH_MAX_AGE) or the password.
+    // Adding a passkey needs a recent sign-in (REAUTH_MAX_AGE) or the password (and a code with TOTP on).
     const password = $('reauth-password').value;
-    const options = await call('POST', '/me/passkeys/register/options', password ? { password } : undefined);
+    const code = $('reauth-code').value.trim();
+    const proof = password ? (code ? { password, code } : { password }) : undefined;
     $('reauth-password').value = '';
+    $('reauth-code').value = '';
+    const options = await call('POST', '/me/passkeys/register/options', proof);
     const response = await startRegistration({ optionsJSON: options.data });
     const name = $('passkey-name').value.trim();
     const answer = await call('POST', '/me/passkeys/register/verify', name ? { response, name } : { response });
