@@ -103,6 +103,8 @@ describe.skipIf(!redisUnderTest)('Redis counters and lockouts [redis]', () => {
           const memoryCounters = createMemoryCounterStore();
           const policies: LockoutPolicy[] = [doubling, window, doubling];
           let now = start;
+          // Per key, the end of the last lock a reservation set: releases name it, as a given-back login attempt does.
+          const lockSet = new Map<string, number>();
           for (const [index, step] of operations.entries()) {
             now += step.advanceSeconds;
             const key = `run${run}:k${step.key}`;
@@ -110,9 +112,14 @@ describe.skipIf(!redisUnderTest)('Redis counters and lockouts [redis]', () => {
             // Both processes' connections take turns: the state lives in Redis, not in either of them.
             const redis = index % 2 === 0 ? one : two;
             const where = `step ${index} (${step.op} ${key} at +${now - start}s)`;
-            if (step.op === 'reserve') expect(await redis.lockouts.reserve(key, policy, now), where).toEqual(await memoryLockouts.reserve(key, policy, now));
-            else if (step.op === 'release') {
-              await Promise.all([redis.lockouts.release(key, policy, now), memoryLockouts.release(key, policy, now)]);
+            if (step.op === 'reserve') {
+              const verdict = await memoryLockouts.reserve(key, policy, now);
+              expect(await redis.lockouts.reserve(key, policy, now), where).toEqual(verdict);
+              if (verdict.allowed && verdict.lockSecondsIfFailed !== undefined) lockSet.set(key, now + verdict.lockSecondsIfFailed);
+            } else if (step.op === 'release') {
+              // Every other release names no lock (a reservation below the limit, or the earlier one in a race).
+              const named = index % 2 === 0 ? lockSet.get(key) : undefined;
+              await Promise.all([redis.lockouts.release(key, policy, now, named), memoryLockouts.release(key, policy, now, named)]);
               // A release has no verdict of its own: the next reservation's shows whether both gave back the same slot.
               expect(await redis.lockouts.reserve(key, policy, now), `${where}, then reserve`).toEqual(await memoryLockouts.reserve(key, policy, now));
             } else if (step.op === 'reset') await Promise.all([redis.lockouts.reset(key), memoryLockouts.reset(key)]);
@@ -135,6 +142,24 @@ describe.skipIf(!redisUnderTest)('Redis counters and lockouts [redis]', () => {
     expect(new Set(verdicts.filter((verdict) => !verdict.allowed).map((verdict) => (verdict.allowed ? 0 : verdict.retryAfterSeconds)))).toEqual(
       new Set([policy.kind === 'doubling' ? 60 : 3600]),
     );
+  });
+
+  it('a given-back attempt past the limit takes back its own lock, and never a later one', async () => {
+    const policy: LockoutPolicy = { kind: 'doubling', maxFailures: 3, firstLockSeconds: 60, maxLockSeconds: 3600, memorySeconds: 86_400 };
+    const now = 1_800_000_000;
+    for (const key of ['own', 'later']) for (let attempt = 0; attempt < 3; attempt += 1) await one.lockouts.reserve(key, policy, now);
+    // The first lock ends; the fourth attempt would lock for 120 s, and is given back by the other process.
+    expect(await one.lockouts.reserve('own', policy, now + 60)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
+    await two.lockouts.release('own', policy, now + 60, now + 60 + 120);
+    expect(await one.lockouts.reserve('own', policy, now + 61)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
+    // Here the fourth attempt is evaluated; an attempt from before the first lock, given back only now, names no lock of its own.
+    expect(await one.lockouts.reserve('later', policy, now + 60)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
+    await two.lockouts.release('later', policy, now + 70);
+    expect(await one.lockouts.reserve('later', policy, now + 70)).toEqual({ allowed: false, retryAfterSeconds: 110 });
+    // Nor does naming an ended lock lift the one that replaced it (the third failure locked until +180, the fourth until +300).
+    for (let attempt = 0; attempt < 4; attempt += 1) await one.lockouts.reserve('stale', policy, now + attempt * 60);
+    await two.lockouts.release('stale', policy, now + 190, now + 120 + 60);
+    expect(await one.lockouts.reserve('stale', policy, now + 190)).toEqual({ allowed: false, retryAfterSeconds: 110 });
   });
 
   it('counts every concurrent hit of two processes exactly once', async () => {

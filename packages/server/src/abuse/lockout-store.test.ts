@@ -32,10 +32,42 @@ describe('lockout reservations', () => {
     for (let attempt = 0; attempt < 3; attempt += 1) await store.reserve('k', doubling, 1000);
     // The first lock (60 s) ends; the next attempt would lock for 120 s if it failed, but it is never evaluated.
     expect(await store.reserve('k', doubling, 1060)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
-    await store.release('k', doubling, 1060);
+    await store.release('k', doubling, 1060, 1060 + 120);
     // As if it had never come: the next attempt is the one that may lock for 120 s.
     expect(await store.reserve('k', doubling, 1061)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
     expect(await store.reserve('k', doubling, 1061)).toEqual({ allowed: false, retryAfterSeconds: 120 });
+  });
+
+  it('doubling: an attempt given back late does not lift a lock that a later, evaluated attempt set', async () => {
+    const store = createMemoryLockoutStore();
+    // The first attempt is reserved and left waiting (queued for hashing, say); the next two reach the limit.
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true });
+    await store.reserve('k', doubling, 1000);
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
+    // That lock ends; another attempt is evaluated and locks for 120 s.
+    expect(await store.reserve('k', doubling, 1060)).toEqual({ allowed: true, lockSecondsIfFailed: 120 });
+    // Only now is the first attempt given back: the count drops by one, but the 120 s lock was not its own.
+    await store.release('k', doubling, 1070);
+    expect(await store.reserve('k', doubling, 1070)).toEqual({ allowed: false, retryAfterSeconds: 110 });
+  });
+
+  it('doubling: a release naming a lock that has since been replaced lifts nothing past the limit', async () => {
+    const store = createMemoryLockoutStore();
+    for (let attempt = 0; attempt < 4; attempt += 1) await store.reserve('k', doubling, 1000 + attempt * 60);
+    // The third failure locked until 1180; the fourth, at 1180, locks until 1300. A release naming the lock that ended at 1180 is stale.
+    await store.release('k', doubling, 1190, 1120 + 60);
+    expect(await store.reserve('k', doubling, 1190)).toEqual({ allowed: false, retryAfterSeconds: 110 });
+  });
+
+  it('an attempt given back below the limit leaves no lock: the count no longer reaches it', async () => {
+    const store = createMemoryLockoutStore();
+    await store.reserve('k', doubling, 1000);
+    await store.reserve('k', doubling, 1000); // left waiting
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
+    await store.release('k', doubling, 1000);
+    // Two counted: the next attempt is the third, and the one that locks.
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: true, lockSecondsIfFailed: 60 });
+    expect(await store.reserve('k', doubling, 1000)).toEqual({ allowed: false, retryAfterSeconds: 60 });
   });
 
   it('doubling windows are capped', () => {

@@ -20,8 +20,12 @@ export type Reservation =
 export interface LockoutStore {
   /** Refuses while the key is locked; otherwise counts this attempt as a failure now (locking the key if it reaches the limit). */
   reserve(key: string, policy: LockoutPolicy, now: number): Promise<Reservation>;
-  /** The attempt was never evaluated (hashing refused it, the client left): give its slot back. */
-  release(key: string, policy: LockoutPolicy, now: number): Promise<void>;
+  /**
+   * The attempt was never evaluated (hashing refused it, the client left): give its slot back.
+   * lockSetUntil: when the attempt's reservation reached the limit, the end of the lock it set
+   * (reservation time + lockSecondsIfFailed), so that this lock, and no later one, goes with it.
+   */
+  release(key: string, policy: LockoutPolicy, now: number, lockSetUntil?: number): Promise<void>;
   /** The attempt succeeded: forget the key's failures and any lock. */
   reset(key: string): Promise<void>;
 }
@@ -64,15 +68,18 @@ function allowed(lockedUntil: number, now: number): Reservation {
 }
 
 /**
- * Undoes one reservation. The reservation was allowed, so any earlier lock had ended when it was
- * made; a lock the key holds now was set by a reservation since then. Below the limit that lock no
- * longer holds. At or past it, only one reservation can have been allowed since the last lock ended
- * (the lock it set refuses the rest), and it is the one given back: its lock goes with it. (Keeping
- * it would lock a streak twice as long for an attempt no one evaluated.)
+ * Undoes one reservation. The lock the key holds goes too when the count falls below the limit (no
+ * lock holds there), or when it is the very lock this reservation set (lockSetUntil): keeping that one
+ * would lock a streak twice as long for an attempt no one evaluated. A lock set by a later reservation
+ * stays: an attempt reserved long ago (before a whole lock came and went) and given back only now must
+ * not lift the lock that a failure evaluated since then earned. Each lock a key sets ends later than
+ * the one before, so its end names the reservation that set it.
  */
-export function applyRelease(entry: Entry | undefined, _policy: LockoutPolicy, now: number): Entry | undefined {
+export function applyRelease(entry: Entry | undefined, policy: LockoutPolicy, now: number, lockSetUntil?: number): Entry | undefined {
   if (!entry || entry.expiresAt <= now) return undefined;
-  return { ...entry, failures: Math.max(0, entry.failures - 1), lockedUntil: 0 };
+  const failures = Math.max(0, entry.failures - 1);
+  const lockGoes = failures < policy.maxFailures || (lockSetUntil !== undefined && entry.lockedUntil === lockSetUntil);
+  return { ...entry, failures, lockedUntil: lockGoes ? 0 : entry.lockedUntil };
 }
 
 export interface MemoryLockoutStoreOptions {
@@ -148,10 +155,10 @@ export function createMemoryLockoutStore(
       if (entry !== previous) put(key, entry, now); // a refusal changes nothing
       return reservation;
     },
-    async release(key, policy, now) {
+    async release(key, policy, now, lockSetUntil) {
       // A count given back to zero stays among the single-failure keys, first to go under pressure:
       // an emptied slot would let the next newcomer push out a real count instead.
-      const entry = applyRelease(find(key), policy, now);
+      const entry = applyRelease(find(key), policy, now, lockSetUntil);
       if (entry) put(key, entry, now);
     },
     async reset(key) {

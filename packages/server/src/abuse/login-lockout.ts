@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors.ts';
-import type { LockoutPolicy, LockoutStore } from './lockout-store.ts';
+import type { LockoutPolicy, LockoutStore, Reservation } from './lockout-store.ts';
 
 const FIRST_LOCK_SECONDS = 60;
 const MAX_LOCK_SECONDS = 3600;
@@ -99,15 +99,18 @@ export function createLoginLockout(deps: {
       // so one network hammering a victim cannot exhaust the budget every other network shares.
       const byClient = await deps.store.reserve(clientKey, perClient, now);
       if (!byClient.allowed) throw locked(byClient.retryAfterSeconds);
+      // A given-back attempt takes back the lock its own reservation set, and only that one.
+      const lockSetBy = (reservation: Reservation): number | undefined =>
+        reservation.allowed && reservation.lockSecondsIfFailed !== undefined ? now + reservation.lockSecondsIfFailed : undefined;
       const byAccount = await deps.store.reserve(accountKey, perAccount, now);
       if (!byAccount.allowed) {
         // Refused by the account-wide lock: not this client's failure (the owner waiting it out must not lock themselves).
-        await deps.store.release(clientKey, perClient, now);
+        await deps.store.release(clientKey, perClient, now, lockSetBy(byClient));
         throw locked(byAccount.retryAfterSeconds);
       }
       const byStreak = streak ? await deps.store.reserve(streakKey, streak, now) : undefined;
       if (byStreak && !byStreak.allowed) {
-        await Promise.all([deps.store.release(clientKey, perClient, now), deps.store.release(accountKey, perAccount, now)]);
+        await Promise.all([deps.store.release(clientKey, perClient, now, lockSetBy(byClient)), deps.store.release(accountKey, perAccount, now, lockSetBy(byAccount))]);
         throw locked(byStreak.retryAfterSeconds);
       }
       // The widest budget this attempt would lock, if it fails: the streak, then the account, then the network.
@@ -128,9 +131,9 @@ export function createLoginLockout(deps: {
         async abandoned() {
           const releasedAt = deps.clock.nowSeconds();
           await Promise.all([
-            deps.store.release(clientKey, perClient, releasedAt),
-            deps.store.release(accountKey, perAccount, releasedAt),
-            ...(streak ? [deps.store.release(streakKey, streak, releasedAt)] : []),
+            deps.store.release(clientKey, perClient, releasedAt, lockSetBy(byClient)),
+            deps.store.release(accountKey, perAccount, releasedAt, lockSetBy(byAccount)),
+            ...(streak && byStreak ? [deps.store.release(streakKey, streak, releasedAt, lockSetBy(byStreak))] : []),
           ]);
         },
       };

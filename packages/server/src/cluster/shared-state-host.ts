@@ -33,7 +33,7 @@ export function createSharedStateHost(): SharedStateHost {
       case 'reserve':
         return lockouts.reserve(operation.key, operation.policy, operation.now);
       case 'release':
-        return lockouts.release(operation.key, operation.policy, operation.now);
+        return lockouts.release(operation.key, operation.policy, operation.now, operation.lockSetUntil);
       case 'reset':
         return lockouts.reset(operation.key);
       default:

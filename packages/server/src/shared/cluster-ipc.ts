@@ -16,7 +16,7 @@ export const IPC_TAG = 'gatehouse:shared';
 export type SharedOperation =
   | { op: 'increment'; key: string; windowSeconds: number; now: number }
   | { op: 'reserve'; key: string; policy: LockoutPolicy; now: number }
-  | { op: 'release'; key: string; policy: LockoutPolicy; now: number }
+  | { op: 'release'; key: string; policy: LockoutPolicy; now: number; lockSetUntil?: number }
   | { op: 'reset'; key: string };
 
 export type WorkerToPrimary =
@@ -143,7 +143,8 @@ export function createClusterSharedState(log: SharedStateLog, options?: Partial<
   };
   const lockouts: LockoutStore = {
     reserve: (key, policy, now) => call<Reservation>({ op: 'reserve', key, policy, now }, () => localLockouts.reserve(key, policy, now)),
-    release: (key, policy, now) => call<void>({ op: 'release', key, policy, now }, () => localLockouts.release(key, policy, now)),
+    release: (key, policy, now, lockSetUntil) =>
+      call<void>({ op: 'release', key, policy, now, ...(lockSetUntil === undefined ? {} : { lockSetUntil }) }, () => localLockouts.release(key, policy, now, lockSetUntil)),
     reset: (key) => call<void>({ op: 'reset', key }, () => localLockouts.reset(key)),
   };
 

@@ -74,13 +74,13 @@ if lockedUntil > now then return {1, lockedUntil - now} end
 return {1, 0}
 `;
 
-/** applyRelease: gives back one never-evaluated attempt, and the lock it set, if any. ARGV: now, maxFailures (unused, kept for the call's shape). */
+/** applyRelease: gives back one never-evaluated attempt, and the lock it set, if any. ARGV: now, maxFailures, lockSetUntil (0: none). */
 const RELEASE = `${WRITE_ENTRY}
-local now = tonumber(ARGV[1])
+local now, maxFailures, lockSetUntil = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 ${READ_LOCKOUT}
 if not live then return 0 end
 failures = math.max(0, failures - 1)
-lockedUntil = 0
+if failures < maxFailures or (lockSetUntil > 0 and lockedUntil == lockSetUntil) then lockedUntil = 0 end
 store(KEYS[1], now, {'failures', failures, 'lockedUntil', lockedUntil, 'expiresAt', expiresAt}, expiresAt)
 return 1
 `;
@@ -88,7 +88,7 @@ return 1
 interface GatehouseScripts {
   gatehouseIncrement(key: string, now: number, windowSeconds: number): Promise<[number, number]>;
   gatehouseReserve(key: string, now: number, kind: string, maxFailures: number, ...policyArguments: number[]): Promise<[number, number]>;
-  gatehouseRelease(key: string, now: number, maxFailures: number): Promise<number>;
+  gatehouseRelease(key: string, now: number, maxFailures: number, lockSetUntil: number): Promise<number>;
 }
 
 /**
@@ -119,8 +119,8 @@ export function createRedisStores(redis: Redis, keyPrefix: string): { counters: 
         if (allowed !== 1) return { allowed: false, retryAfterSeconds: seconds };
         return seconds > 0 ? { allowed: true, lockSecondsIfFailed: seconds } : { allowed: true };
       },
-      async release(key, policy, now) {
-        await scripts.gatehouseRelease(lockoutKey(key), now, policy.maxFailures);
+      async release(key, policy, now, lockSetUntil) {
+        await scripts.gatehouseRelease(lockoutKey(key), now, policy.maxFailures, lockSetUntil ?? 0);
       },
       async reset(key) {
         await redis.del(lockoutKey(key));

@@ -133,10 +133,10 @@ export async function createRedisSharedState(options: RedisSharedStateOptions): 
         () => redis.lockouts.reserve(key, policy, now),
         () => fallback.lockouts.reserve(key, policy, now),
       ),
-    release: (key, policy, now) =>
+    release: (key, policy, now, lockSetUntil) =>
       viaRedis(
-        () => redis.lockouts.release(key, policy, now),
-        () => fallback.lockouts.release(key, policy, now),
+        () => redis.lockouts.release(key, policy, now, lockSetUntil),
+        () => fallback.lockouts.release(key, policy, now, lockSetUntil),
       ),
     reset: (key) =>
       viaRedis(
