@@ -154,6 +154,10 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
         maxFailures: loginMaxFailures,
         maxFailuresPerAccount: loginMaxFailuresPerAccount,
         scope: 'mfa',
+        // Every code checked behind a session (re-authentication, disable, regenerate, confirm) is on the
+        // second step's run of wrong codes: a session without a second factor is no way around its lock.
+        streak: SECOND_STEP_STREAK,
+        streakScope: 'mfa-login',
       }),
       mfaLoginLockout: createLoginLockout({
         store: lockouts,

@@ -113,29 +113,42 @@ describe.each(testDialects())('second step: consecutive wrong codes [%s]', (dial
     expect(stillOpen.statusCode, stillOpen.body).toBe(201);
   });
 
-  it('a password change ends the run (the owner signs in at once); a reset by email does not (a mailbox is not a second factor)', async () => {
+  it('a password change ends the run only from a session opened with a second factor (the owner signs in at once)', async () => {
+    const email = 'streak-change@example.com';
+    const user = await enrolled(email);
+    // The owner's session opened with the password and a code (amr mfa), before anyone guessed.
+    const strong = await finish(await ticket(email), code(user.secret));
+    expect(strong.statusCode, strong.body).toBe(201);
+    expect(JSON.parse(Buffer.from(json(strong).token.split('.')[1], 'base64url').toString()).amr).toContain('mfa');
+    test.clock.advanceSeconds(30);
+    await guessWrong(email, user.secret, SECOND_STEP_STREAK.maxFailures);
+    expect((await finish(await ticket(email), code(user.secret))).statusCode).toBe(429);
+    await mailbox.next(email); // the lock notice
+
+    // The owner changes the password from that session: the guesser's password is gone, and so is the run.
+    const change = await test.app.inject({ method: 'POST', url: '/me/password', headers: bearer(json(strong).token), payload: { current_password: STRONG_PASSWORD, new_password: NEW_PASSWORD } });
+    expect(change.statusCode, change.body).toBe(200);
+    const signedIn = await finish(await ticket(email, NEW_PASSWORD), code(user.secret));
+    expect(signedIn.statusCode, signedIn.body).toBe(201);
+    await mailbox.next(email); // the password-changed notice
+  });
+
+  it('a password change from a password-only session, and a reset by email, leave the run: neither proves a second factor', async () => {
     const email = 'streak-reset@example.com';
+    // Its session was opened with the password alone (before TOTP was on): a guesser holding the password may hold one too.
     const user = await enrolled(email);
     await guessWrong(email, user.secret, SECOND_STEP_STREAK.maxFailures);
     expect((await finish(await ticket(email), code(user.secret))).statusCode).toBe(429);
     await mailbox.next(email); // the lock notice
 
-    // The owner's session (from before) changes the password: the guesser's password is gone, and so is the run.
+    // Were it to end the run, such a session could guess ten codes, change the password, guess ten more…
     const change = await test.app.inject({ method: 'POST', url: '/me/password', headers: bearer(user.token), payload: { current_password: STRONG_PASSWORD, new_password: NEW_PASSWORD } });
     expect(change.statusCode, change.body).toBe(200);
-    const signedIn = await finish(await ticket(email, NEW_PASSWORD), code(user.secret));
-    expect(signedIn.statusCode, signedIn.body).toBe(201);
     await mailbox.next(email); // the password-changed notice
+    expect((await finish(await ticket(email, NEW_PASSWORD), code(user.secret))).statusCode).toBe(429);
 
     // A reset proves only the mailbox: were it to end the run, whoever reads the mailbox could reset, guess
     // ten codes, reset again… (30 guesses an hour instead of one a day). The lock stays until it runs out.
-    test.clock.advanceSeconds(30);
-    for (let n = 0; n < SECOND_STEP_STREAK.maxFailures; n += 5) {
-      const current = await ticket(email, NEW_PASSWORD);
-      for (let k = 0; k < 5; k += 1) expect((await finish(current, wrongCode(user.secret))).statusCode).toBe(403);
-    }
-    expect((await finish(await ticket(email, NEW_PASSWORD), code(user.secret))).statusCode).toBe(429);
-    await mailbox.next(email); // the lock notice
     expect((await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(200);
     const link = linkIn(await mailbox.next(email), 'http');
     const reset = await test.app.inject({ method: 'POST', url: '/password/reset', payload: { token: link.searchParams.get('token'), new_password: THIRD_PASSWORD } });
@@ -144,5 +157,49 @@ describe.each(testDialects())('second step: consecutive wrong codes [%s]', (dial
     test.clock.advanceSeconds(SECOND_STEP_STREAK.firstLockSeconds);
     const afterLock = await finish(await ticket(email, THIRD_PASSWORD), code(user.secret));
     expect(afterLock.statusCode, afterLock.body).toBe(201);
+  });
+
+  it('codes checked behind a session are on the same run: a session is no way around the lock', async () => {
+    const email = 'streak-session@example.com';
+    const user = await enrolled(email);
+    test.clock.advanceSeconds(400); // the session is no longer a recent sign-in: adding a passkey asks for password and code
+    const addPasskey = (guess: string, network = freshNetwork()) =>
+      test.app.inject({ method: 'POST', url: '/me/passkeys/register/options', headers: bearer(user.token), payload: { password: STRONG_PASSWORD, code: guess }, remoteAddress: network });
+    // Half the run at the login's second step, half behind the session: together they lock both.
+    expect(await guessWrong(email, user.secret, 5)).toEqual(Array(5).fill(403));
+    for (let n = 0; n < SECOND_STEP_STREAK.maxFailures - 5; n += 1) expectErrorEnvelope(await addPasskey(wrongCode(user.secret)), 403, 'verification failed - incorrect code');
+    expectErrorEnvelope(await addPasskey(code(user.secret)), 429);
+    expect((await finish(await ticket(email), code(user.secret))).statusCode).toBe(429);
+    const disable = await test.app.inject({ method: 'DELETE', url: '/me/mfa/totp', headers: bearer(user.token), payload: { password: STRONG_PASSWORD, code: code(user.secret) }, remoteAddress: freshNetwork() });
+    expectErrorEnvelope(disable, 429);
+    const events = await lockouts(user.id);
+    expect(events.map((event) => [event.reason, JSON.parse(event.details!).scope])).toEqual([['streak_limit', 'mfa']]);
+    // The owner is told, as when the login's second step locks.
+    expect((await mailbox.next(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.mfa_login_locked}`);
+
+    // Once it ends, a right code behind the session ends the run for the login step too.
+    test.clock.advanceSeconds(SECOND_STEP_STREAK.firstLockSeconds);
+    expect((await addPasskey(code(user.secret))).statusCode).toBe(200);
+    test.clock.advanceSeconds(30);
+    expect(await guessWrong(email, user.secret, SECOND_STEP_STREAK.maxFailures - 1)).toEqual(Array(SECOND_STEP_STREAK.maxFailures - 1).fill(403));
+    expect((await finish(await ticket(email), code(user.secret))).statusCode).toBe(201);
+  });
+
+  it('wrong passwords behind a session never reach the run of wrong codes: a stolen token cannot lock the owner out', async () => {
+    const email = 'streak-token@example.com';
+    const user = await enrolled(email);
+    for (let n = 0; n < 2 * SECOND_STEP_STREAK.maxFailures; n += 1) {
+      const response = await test.app.inject({
+        method: 'DELETE',
+        url: '/me/mfa/totp',
+        headers: bearer(user.token),
+        payload: { password: 'not the password at all 1', code: wrongCode(user.secret) },
+        remoteAddress: freshNetwork(),
+      });
+      expect([403, 429]).toContain(response.statusCode);
+      expect(json(response).message).not.toBe('verification failed - incorrect code');
+    }
+    const signIn = await finish(await ticket(email), code(user.secret));
+    expect(signIn.statusCode, signIn.body).toBe(201);
   });
 });

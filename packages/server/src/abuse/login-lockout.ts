@@ -11,7 +11,8 @@ const ACCOUNT_WINDOW_SECONDS = 3600;
 /**
  * The second step of a login (POST /login/mfa): whoever reaches it has the password. Ten wrong codes in a
  * row from anywhere lock it for 15 minutes, doubling per further wrong code up to a day; only a right code
- * or a new password (reset or change) clears the run, and it is kept for 30 days. So a guesser with the
+ * or a password change from a session opened with a second factor clears the run, and it is kept for 30
+ * days. Codes checked behind a session count on the same run (scope mfa shares it). So a guesser with the
  * password and many networks gets about 30 tries in the first day and 1 a day after, not 100 an hour:
  * with 3 codes valid at a time out of 10^6, about 10^-4 a month instead of 20 %.
  */
@@ -74,6 +75,8 @@ export function createLoginLockout(deps: {
   /** Key prefix, so other password checks (e.g. password change) get budgets of their own. */
   scope?: string;
   streak?: StreakPolicy;
+  /** The streak's key prefix when it is shared with another lockout (every check of one secret on one run); default scope. */
+  streakScope?: string;
 }): LoginLockout {
   const scope = deps.scope ?? 'login';
   const perClient: LockoutPolicy = {
@@ -86,7 +89,7 @@ export function createLoginLockout(deps: {
   const perAccount: LockoutPolicy = { kind: 'window', maxFailures: deps.maxFailuresPerAccount, windowSeconds: ACCOUNT_WINDOW_SECONDS };
   const streak: LockoutPolicy | undefined = deps.streak ? { kind: 'doubling', ...deps.streak } : undefined;
   const accountKeyOf = (account: string) => `${scope}:account:${account}`;
-  const streakKeyOf = (account: string) => `${scope}:streak:${account}`;
+  const streakKeyOf = (account: string) => `${deps.streakScope ?? scope}:streak:${account}`;
 
   return {
     async reserve(account, network) {

@@ -14,8 +14,10 @@ export interface ChangePasswordDeps extends RevocationDeps, Omit<SecurityNoticeD
   /** Its own budgets (scope password-change), keyed by user id: a stolen access token is no free password oracle. */
   passwordChangeLockout: LoginLockout;
   /**
-   * Its account-wide budgets are forgotten with the old password: only a signed-in session can change it
-   * (a reset by email, which proves the mailbox only, does not forget them).
+   * The second step's budgets (and its run of wrong codes) end with the old password only when the session
+   * changing it was opened with a second factor (amr has mfa, e.g. a passkey sign-in): that is how an owner
+   * kept out by a guesser ends the lock. A session opened with the password alone proves nothing the guesser
+   * lacks, so its change leaves the run as it is (else: ten guesses, change, ten more). A reset by email never ends it.
    */
   mfaLoginLockout: Pick<LoginLockout, 'forget'>;
   audit: Pick<AuditLog, 'record'>;
@@ -29,7 +31,7 @@ export interface ChangePasswordDeps extends RevocationDeps, Omit<SecurityNoticeD
  */
 export async function changePassword(
   deps: ChangePasswordDeps,
-  auth: { userId: number; sessionId: string },
+  auth: { userId: number; sessionId: string; amr: readonly string[] },
   input: { current_password: string; new_password: string },
   client: { network: string; context?: RequestContext },
   options: JobOptions = {},
@@ -80,6 +82,6 @@ export async function changePassword(
   await spendUserEmailTokens(deps.db, user.id, 'change_email', now);
   const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
   audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
-  await deps.mfaLoginLockout.forget(`user:${user.id}`);
+  if (auth.amr.includes('mfa')) await deps.mfaLoginLockout.forget(`user:${user.id}`);
   notifySecurityEvent(deps, user.id, 'password_changed');
 }

@@ -6,8 +6,9 @@ import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { hasConfirmedTotp, spendSecondFactor, type MfaDeps } from '../mfa/factors.ts';
 import { parseSecondFactorCode } from '../mfa/totp.ts';
 import { findUserById } from '../storage/users.ts';
+import { notifySecurityEvent, type SecurityNoticeDeps } from './security-notices.ts';
 
-export interface ReauthenticationDeps extends MfaDeps {
+export interface ReauthenticationDeps extends MfaDeps, Pick<SecurityNoticeDeps, 'mailer' | 'shared'> {
   config: MfaDeps['config'] & { sessions: Pick<Config['sessions'], 'reauthMaxAgeSeconds'> };
   hasher: PasswordHasher;
   /** The password-change budgets (keyed by user): every password check behind an access token shares them. */
@@ -82,6 +83,8 @@ export async function requireReauthentication(
     if (attempt.lockoutIfFailed) {
       const { budget, seconds } = attempt.lockoutIfFailed;
       audit('user.lockout', lockoutReason(budget), { scope, lock_seconds: seconds });
+      // The second step's run of wrong codes just locked (the password was right): the owner hears, as from /login/mfa.
+      if (budget === 'streak') notifySecurityEvent(deps, auth.userId, 'mfa_login_locked');
     }
   };
   const passwordAttempt = await reserve(deps.passwordChangeLockout);

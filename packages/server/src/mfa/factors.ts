@@ -29,8 +29,14 @@ export interface MfaDeps {
 
 export interface MfaManagementDeps extends MfaDeps, Pick<SecurityNoticeDeps, 'mailer' | 'shared'> {
   hasher: PasswordHasher;
-  /** Budgets of its own (scope mfa), keyed by user id: a stolen access token is no free code or password oracle. */
+  /** The code checks behind a session (scope mfa, keyed by user id), on the second step's run of wrong codes too. */
   mfaLockout: LoginLockout;
+  /**
+   * The password checks behind a session (scope password-change, shared with /me/password and /me/email): a
+   * wrong password never reaches the code budget, so a stolen access token cannot run the owner's second
+   * step into its lock either.
+   */
+  passwordChangeLockout: LoginLockout;
 }
 
 export type SecondFactorMethod = 'totp' | 'recovery_code';
@@ -216,8 +222,9 @@ async function replaceRecoveryCodes(db: Kysely<Database>, userId: number, codes:
 }
 
 /**
- * The password and a second factor, under one counted attempt: the answer says which was wrong
- * (the password first), as /me/password does, and every wrong answer spends the same budget.
+ * The password, then a second factor, each counted before it is checked: the password on the budget every
+ * password check behind a session shares, the code (only once the password was right) on the code budget and
+ * the second step's run of wrong codes. The answer says which was wrong (the password first), as /me/password does.
  */
 async function checkPasswordAndCode(
   deps: MfaManagementDeps,
@@ -232,12 +239,14 @@ async function checkPasswordAndCode(
   if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
   const factor = await deps.db.selectFrom('totp_factors').select('confirmed_at').where('user_id', '=', userId).executeTakeFirst();
   if (!factor || factor.confirmed_at === null) throw new AppError('mfa_conflict', 'two-factor authentication is not enabled');
-  const attempt = await reserve(deps, userId, client);
-  const verified = await checkReserved(attempt, (onStarted) => deps.hasher.verify(user.password_hash, input.password, { ...options, onStarted }));
+  const passwordAttempt = await reserve(deps, userId, client, deps.passwordChangeLockout);
+  const verified = await checkReserved(passwordAttempt, (onStarted) => deps.hasher.verify(user.password_hash, input.password, { ...options, onStarted }));
   if (!verified.matches) {
-    failed(deps, userId, client, attempt, 'wrong_password', purpose);
+    failed(deps, userId, client, passwordAttempt, 'wrong_password', purpose, 'password_change');
     throw new AppError('wrong_password', 'password is incorrect');
   }
+  await passwordAttempt.succeeded();
+  const attempt = await reserve(deps, userId, client);
   if ((await spendSecondFactor(deps, userId, code)) === undefined) {
     failed(deps, userId, client, attempt, 'wrong_code', purpose);
     throw new AppError('mfa_invalid', 'incorrect code');
@@ -246,9 +255,9 @@ async function checkPasswordAndCode(
   if (code.kind === 'recovery') record(deps, userId, client, 'user.recovery_code_used', { details: { purpose } });
 }
 
-async function reserve(deps: MfaManagementDeps, userId: number, client: { network: string; context?: RequestContext }) {
+async function reserve(deps: MfaManagementDeps, userId: number, client: { network: string; context?: RequestContext }, lockout: LoginLockout = deps.mfaLockout) {
   try {
-    return await deps.mfaLockout.reserve(`user:${userId}`, client.network);
+    return await lockout.reserve(`user:${userId}`, client.network);
   } catch (error) {
     if (isAppError(error, 'rate_limited')) record(deps, userId, client, 'user.mfa_failed', { outcome: 'failure', reason: 'locked' });
     throw error;
@@ -256,12 +265,13 @@ async function reserve(deps: MfaManagementDeps, userId: number, client: { networ
 }
 
 function failed(
-  deps: MfaDeps,
+  deps: MfaManagementDeps,
   userId: number,
   client: { context?: RequestContext },
   attempt: Pick<LoginAttempt, 'lockoutIfFailed'>,
   reason: string,
   purpose: string,
+  scope: 'mfa' | 'password_change' = 'mfa',
 ): void {
   record(deps, userId, client, 'user.mfa_failed', { outcome: 'failure', reason, details: { purpose } });
   if (attempt.lockoutIfFailed) {
@@ -269,8 +279,10 @@ function failed(
     record(deps, userId, client, 'user.lockout', {
       outcome: 'failure',
       reason: lockoutReason(budget),
-      details: { scope: 'mfa', lock_seconds: seconds },
+      details: { scope, lock_seconds: seconds },
     });
+    // The run of wrong codes the login's second step shares just locked: someone has the password (and a session).
+    if (budget === 'streak') notifySecurityEvent(deps, userId, 'mfa_login_locked');
   }
 }
 
