@@ -18,7 +18,7 @@ import { buildAdminConsole, consoleDist } from '../../admin-console/build.mjs';
 import { createClient } from '../src/clients/clients.ts';
 import { ADMIN_CONSOLE_CSP, adminConsoleRoutes, findAdminConsoleDist } from '../src/http/routes/admin-console.ts';
 import { EXPECTED_SECURITY_HEADERS } from './expected-headers.ts';
-import { json, loginUser, signedInAdmin, signedInUser, signupUser, STRONG_PASSWORD, startListeningTestApp, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { json, loginUser, markEmailVerified, signedInAdmin, signedInUser, signupUser, STRONG_PASSWORD, startListeningTestApp, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -204,6 +204,7 @@ describe.skipIf(!runsInBrowser)('[browser] the admin console in Chromium', () =>
      */
     async function adminWithTotp(email: string) {
       const admin = await signedInAdmin(test, email);
+      await markEmailVerified(test, email);
       const authorization = `Bearer ${admin.token}`;
       const enrolment = await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: { authorization } });
       expect(enrolment.statusCode, enrolment.body).toBe(200);

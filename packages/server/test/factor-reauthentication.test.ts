@@ -7,7 +7,7 @@ import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MESSAGES_PER_ADDRESS_PER_HOUR } from '../src/auth/email-common.ts';
 import { SECURITY_EVENT_TEXT, SECURITY_NOTICES_PER_ADDRESS_PER_HOUR } from '../src/auth/security-notices.ts';
-import { expectErrorEnvelope, json, signedInAdmin, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+import { expectErrorEnvelope, json, signedInAdmin, signedInUser, signedInVerifiedUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
 import { SoftAuthenticator } from './soft-authenticator.ts';
 import { linkIn, startTestMailbox, type ReceivedMessage, type TestMailbox } from './smtp-helpers.ts';
 
@@ -55,6 +55,13 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
   /** Every message sent so far (deferred work included) has reached the mailbox. */
   const settled = () => test.deps.mailer.idle();
   const notices = (email: string) => mailbox.to(email).filter((message) => message.parsed.subject?.startsWith('Security notice:'));
+  /** The next message to the address whose subject matches, skipping others (security notices, say). */
+  async function waitForSubject(email: string, subject: RegExp): Promise<ReceivedMessage> {
+    for (;;) {
+      const message = await mailbox.next(email);
+      if (subject.test(message.parsed.subject ?? '')) return message;
+    }
+  }
   async function nextNotice(email: string): Promise<ReceivedMessage> {
     const message = await mailbox.next(email);
     expect(message.parsed.subject).toMatch(/^Security notice: /);
@@ -66,7 +73,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     ['passkey registration', (token: string, payload?: unknown) => passkeyOptions(token, payload)],
   ] as const) {
     it(`${label}: an access token alone is enough only within 5 minutes of signing in; after that, the password`, async () => {
-      const user = await signedInUser(test.app, freshEmail('fresh'));
+      const user = await signedInVerifiedUser(test, freshEmail('fresh'));
       // Signed in 300 s ago: still recent (the bound is inclusive).
       test.clock.advanceSeconds(300);
       const recent = await start(user.token);
@@ -100,7 +107,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
 
   it('with TOTP on, adding a passkey asks for the password and a code, or a recent sign-in that used a second factor', async () => {
     const email = freshEmail('totp-pk');
-    const user = await signedInUser(test.app, email);
+    const user = await signedInVerifiedUser(test, email);
     const secret: string = json(await enrol(user.token)).data.secret;
     const confirmed = await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) });
     expect(confirmed.statusCode, confirmed.body).toBe(200);
@@ -151,7 +158,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
   });
 
   it('a revoked session is not a recent sign-in', async () => {
-    const user = await signedInUser(test.app, freshEmail('revoked'));
+    const user = await signedInVerifiedUser(test, freshEmail('revoked'));
     // Revoked in the database only (as another instance without Redis would see it before its next sync).
     await test.deps.db.updateTable('sessions').set({ revoked_at: test.clock.nowSeconds(), revoked_reason: 'logout' }).where('user_id', '=', user.id).execute();
     // 403 here, or 401 if this process's revocation sync has seen it already: never a new secret.
@@ -161,7 +168,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
   });
 
   it('a refused request changes nothing: no secret stored, no challenge stored', async () => {
-    const user = await signedInUser(test.app, freshEmail('nothing'));
+    const user = await signedInVerifiedUser(test, freshEmail('nothing'));
     test.clock.advanceSeconds(301);
     expectErrorEnvelope(await enrol(user.token), 403, REAUTH_REQUIRED);
     expectErrorEnvelope(await enrol(user.token, { password: 'wrong wrong wrong wrong' }), 403, WRONG_PASSWORD);
@@ -173,7 +180,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
   });
 
   it('password guesses here share the password-change budget: counted first, 429 past it, and /me/password is locked too', async () => {
-    const user = await signedInUser(test.app, freshEmail('guess'));
+    const user = await signedInVerifiedUser(test, freshEmail('guess'));
     test.clock.advanceSeconds(301);
     const guesses = await Promise.all([1, 2, 3, 4, 5].map((n) => enrol(user.token, { password: `wrong guess number ${n}` })));
     const statuses = guesses.map((response) => response.statusCode).sort();
@@ -191,7 +198,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
   it('REAUTH_MAX_AGE=0 asks for the password every time', async () => {
     const strict = await startTestApp(dialect, { REAUTH_MAX_AGE: '0', WEBAUTHN_RP_ID: RP_ID, WEBAUTHN_ORIGINS: ORIGIN, PUBLIC_URL: ORIGIN });
     try {
-      const user = await signedInUser(strict.app, 'strict@example.com');
+      const user = await signedInVerifiedUser(strict, 'strict@example.com');
       const bare = await strict.app.inject({ method: 'POST', url: '/me/passkeys/register/options', headers: bearer(user.token) });
       expectErrorEnvelope(bare, 403, REAUTH_REQUIRED);
       const withPassword = await strict.app.inject({ method: 'POST', url: '/me/passkeys/register/options', headers: bearer(user.token), payload: { password: STRONG_PASSWORD } });
@@ -203,7 +210,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
 
   it('the owner is mailed when a factor is added or removed, and when the password changes: our words only, no link, no secret', async () => {
     const email = freshEmail('owner');
-    const user = await signedInUser(test.app, email);
+    const user = await signedInVerifiedUser(test, email);
     await mailbox.next(email); // the verification message of the signup
 
     // TOTP on.
@@ -215,11 +222,9 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expect(on.parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.totp_enabled}`);
     expect(on.parsed.text).toContain(`on the account ${email}, ${SECURITY_EVENT_TEXT.totp_enabled} (2026-06-01T12:`);
     expect(on.parsed.text).toContain('reset your password now');
-    // Unverified address: no name; nothing secret, no link.
-    expect(on.parsed.text).toMatch(/^Hello,\n/);
+    // A verified address (only those may add a factor): the name; nothing secret, no link.
+    expect(on.parsed.text).toMatch(/^Hello Test User,\n/);
     for (const secretText of [secret, ...recoveryCodes, 'http']) expect(on.raw).not.toContain(secretText);
-    // Verified from here on (unverified addresses get at most 3 messages an hour, tested below).
-    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
 
     // A passkey added, with a hostile name: the name is not in the message.
     const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
@@ -259,10 +264,58 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expect(notices(email)).toHaveLength(6);
   });
 
+  it('an address not yet proved may not add a way to sign in: a pre-registered account cannot keep a factor through the owner\'s reset', async () => {
+    // Someone signs up first with another person's address: the session is fresh, the password theirs.
+    const victim = freshEmail('prehijack');
+    const squatter = await signedInUser(test.app, victim);
+    const verification = await mailbox.next(victim); // reaches the real owner, not the squatter
+    for (const start of [enrol, passkeyOptions]) {
+      expectErrorEnvelope(await start(squatter.token), 403, 'verification failed - email address not verified');
+      // Proving the password changes nothing: it is the squatter's own.
+      expectErrorEnvelope(await start(squatter.token, { password: STRONG_PASSWORD }), 403, 'verification failed - email address not verified');
+    }
+    expect(await totpRows(squatter.id)).toEqual([]);
+    expect(await challengeRows(squatter.id)).toEqual([]);
+    expect((await audit('user.reauthentication_failed', squatter.id)).map((event) => event.reason)).toEqual(Array(4).fill('email_not_verified'));
+
+    // Once the address is proved by its link, factors may be added.
+    const token = linkIn(verification, `${ORIGIN}/account/verify-email?token=`).searchParams.get('token');
+    expect((await test.app.inject({ method: 'POST', url: '/email/verify', payload: { token } })).statusCode).toBe(200);
+    expect((await enrol(squatter.token)).statusCode).toBe(200);
+  });
+
+  it('a reset that proves the address for the first time removes factors added before (accounts from older versions)', async () => {
+    const email = freshEmail('legacy');
+    const user = await signedInVerifiedUser(test, email);
+    await mailbox.next(email); // verification
+    const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
+    const options = json(await passkeyOptions(user.token)).data;
+    expect((await post('/me/passkeys/register/verify', user.token, { response: authenticator.register(options) })).statusCode).toBe(201);
+    const secret: string = json(await enrol(user.token)).data.secret;
+    expect((await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) })).statusCode).toBe(200);
+    await settled();
+    // As an account of an older version would be: factors on an address never proved.
+    await test.deps.db.updateTable('users').set({ email_verified_at: null }).where('id', '=', user.id).execute();
+
+    expect((await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(200);
+    const resetMessage = await waitForSubject(email, /reset/i);
+    const token = linkIn(resetMessage, `${ORIGIN}/account/reset-password?token=`).searchParams.get('token');
+    expect((await test.app.inject({ method: 'POST', url: '/password/reset', payload: { token, new_password: OTHER_PASSWORD } })).statusCode).toBe(200);
+    for (const table of ['passkeys', 'totp_factors', 'recovery_codes', 'mfa_tickets'] as const) {
+      expect(await test.deps.db.selectFrom(table).select('user_id').where('user_id', '=', user.id).execute(), table).toEqual([]);
+    }
+    // The new password signs in on its own; the old passkey does not.
+    const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email, password: OTHER_PASSWORD } });
+    expect(login.statusCode, login.body).toBe(201);
+    const start = json(await test.app.inject({ method: 'POST', url: '/login/passkey/options' })).data;
+    const refused = await test.app.inject({ method: 'POST', url: '/login/passkey/verify', payload: { challenge_id: start.challenge_id, response: authenticator.assert(start.options) } });
+    expectErrorEnvelope(refused, 403, 'verification failed - passkey not accepted');
+  });
+
   it("an admin moving an account to another address tells the old one (no link), as the owner's own change does", async () => {
     const admin = await signedInAdmin(test, freshEmail('admin'));
     const owner = freshEmail('moved');
-    const user = await signedInUser(test.app, owner);
+    const user = await signedInVerifiedUser(test, owner);
     await mailbox.next(owner); // verification
     await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
     const newAddress = freshEmail('moved-new');
@@ -281,7 +334,7 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
 
   it('a password reset through the emailed link is notified too', async () => {
     const email = freshEmail('reset');
-    await signedInUser(test.app, email);
+    await signedInVerifiedUser(test, email);
     await mailbox.next(email); // verification
     expect((await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(200);
     const resetMessage = await mailbox.next(email);
@@ -304,9 +357,11 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     }
     await settled();
     expect(notices(stranger)).toHaveLength(MESSAGES_PER_ADDRESS_PER_HOUR);
+    // Nor a name someone else typed: the greeting stays bare until the address is proved.
+    for (const notice of notices(stranger)) expect(notice.parsed.text).toMatch(/^Hello,\n/);
 
     const email = freshEmail('flood');
-    const user = await signedInUser(test.app, email);
+    const user = await signedInVerifiedUser(test, email);
     await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
     const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
     for (let round = 0; round < 7; round += 1) {

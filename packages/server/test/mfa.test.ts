@@ -11,7 +11,7 @@ import {
   json,
   loginUser,
   openTestApp,
-  signedInUser,
+  signedInUser, signedInVerifiedUser,
   startTestApp,
   STRONG_PASSWORD,
   testDialects,
@@ -55,7 +55,7 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
 
   /** A user with TOTP confirmed: their access token, the secret their app holds, and their recovery codes. */
   async function enrolled(email: string) {
-    const user = await signedInUser(test.app, email);
+    const user = await signedInVerifiedUser(test, email);
     const secret: string = json(await enrol(user.token)).data.secret;
     const confirmed = await post('/me/mfa/totp/confirm', { code: codeAt(test, secret) }, user.token);
     expect(confirmed.statusCode, confirmed.body).toBe(200);
@@ -64,7 +64,7 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
   }
 
   it('enrols: an otpauth:// URI and an SVG QR code for a secret stored sealed; login is unchanged until a code confirms it', async () => {
-    const user = await signedInUser(test.app, 'enrol@example.com');
+    const user = await signedInVerifiedUser(test, 'enrol@example.com');
     const response = await enrol(user.token);
     expect(response.statusCode, response.body).toBe(200);
     expect(response.headers['cache-control']).toBe('no-store');
@@ -95,7 +95,7 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
   });
 
   it('confirms with a first code: ten single-use recovery codes, stored hashed; a wrong or malformed code changes nothing', async () => {
-    const user = await signedInUser(test.app, 'confirm@example.com');
+    const user = await signedInVerifiedUser(test, 'confirm@example.com');
     expectErrorEnvelope(await post('/me/mfa/totp/confirm', { code: '123456' }, user.token), 409); // nothing enrolled
     const secret = json(await enrol(user.token)).data.secret;
     const good = codeAt(test, secret);
@@ -407,7 +407,7 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
     };
     for (let i = 0; i < N; i += 1) {
       const email = `timed${i}@example.com`;
-      const user = await signedInUser(test.app, email);
+      const user = await signedInVerifiedUser(test, email);
       const secret = json(await timed('enrol', () => enrol(user.token))).data.secret;
       expect((await timed('confirm', () => post('/me/mfa/totp/confirm', { code: codeAt(test, secret) }, user.token))).statusCode).toBe(200);
       nextStep();
@@ -430,12 +430,12 @@ describe.each(testDialects())('`keys reencrypt` and TOTP secrets [%s]', (dialect
   afterAll(() => test.close());
 
   it('re-seals TOTP secrets (plaintext ones too) under the new KEY_ENCRYPTION_SECRET; logins with codes keep working', async () => {
-    const user = await signedInUser(test.app, 'rotate@example.com');
+    const user = await signedInVerifiedUser(test, 'rotate@example.com');
     const secret = json(await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: bearer(user.token) })).data.secret;
     const confirmed = await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: bearer(user.token), payload: { code: codeAt(test, secret) } });
     expect(confirmed.statusCode).toBe(200);
     // A factor from before KEY_ENCRYPTION_SECRET was set: plaintext.
-    const plain = await signedInUser(test.app, 'plain@example.com');
+    const plain = await signedInVerifiedUser(test, 'plain@example.com');
     await test.deps.db
       .insertInto('totp_factors')
       .values({ user_id: plain.id, secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', secret_encryption: null, created_at: 0, confirmed_at: 0, last_used_step: null })

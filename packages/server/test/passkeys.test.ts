@@ -10,7 +10,7 @@ import { decodeJwt } from 'jose';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CHALLENGE_TTL_SECONDS, PASSKEY_LOGIN_MAX_ATTEMPTS } from '../src/passkeys/passkeys.ts';
-import { createTestDatabase, expectErrorEnvelope, json, openTestApp, signedInUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { createTestDatabase, expectErrorEnvelope, json, markEmailVerified, openTestApp, signedInUser, signedInVerifiedUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
 import { FLAGS, SoftAuthenticator } from './soft-authenticator.ts';
 
 const ORIGIN = 'https://login.example.test';
@@ -66,7 +66,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('registers a discoverable passkey, lists it, signs in with it (no email), and the token carries amr', async () => {
-    const user = await signedInUser(test.app, 'pk@example.com');
+    const user = await signedInVerifiedUser(test, 'pk@example.com');
     const options = await registrationOptions(test, user.token);
     expect(options.rp).toEqual({ id: RP_ID, name: expect.any(String) });
     expect(options.authenticatorSelection).toMatchObject({ residentKey: 'required', userVerification: 'required' });
@@ -113,7 +113,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('spends a sign-in challenge once: a replayed response, or a reused challenge_id, is refused', async () => {
-    const user = await signedInUser(test.app, 'once@example.com');
+    const user = await signedInVerifiedUser(test, 'once@example.com');
     await registerWith(test, user.token, authenticator);
     const start = await loginOptions(test);
     const assertion = authenticator.assert(start.options);
@@ -125,7 +125,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('refuses an expired challenge (5 minutes), and an altered one burns it', async () => {
-    const user = await signedInUser(test.app, 'expired@example.com');
+    const user = await signedInVerifiedUser(test, 'expired@example.com');
     await registerWith(test, user.token, authenticator);
     const start = await loginOptions(test);
     test.clock.advanceSeconds(CHALLENGE_TTL_SECONDS);
@@ -147,7 +147,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('refuses altered responses: authenticator data, client data for another challenge, wrong origin, wrong RP, no user verification', async () => {
-    const user = await signedInUser(test.app, 'altered@example.com');
+    const user = await signedInVerifiedUser(test, 'altered@example.com');
     await registerWith(test, user.token, authenticator);
     const cases: Array<[string, (options: { challenge: string }) => unknown]> = [
       ['authenticator data', (options) => {
@@ -180,7 +180,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('refuses a counter that does not move forward (a cloned authenticator), and accepts authenticators without one', async () => {
-    const user = await signedInUser(test.app, 'counter@example.com');
+    const user = await signedInVerifiedUser(test, 'counter@example.com');
     await registerWith(test, user.token, authenticator);
     const first = await loginOptions(test);
     expect((await verifyLogin(test, { challenge_id: first.challenge_id, response: authenticator.assert(first.options, { counter: 5 }) })).statusCode).toBe(201);
@@ -193,7 +193,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
     expect((await auditActions(test, 'user.passkey_login_failed')).map((row) => row.reason)).toEqual(['counter_replay', 'counter_replay']);
 
     const noCounter = new SoftAuthenticator(ORIGIN, RP_ID, 0);
-    const other = await signedInUser(test.app, 'nocounter@example.com');
+    const other = await signedInVerifiedUser(test, 'nocounter@example.com');
     await registerWith(test, other.token, noCounter);
     for (let i = 0; i < 2; i += 1) {
       const start = await loginOptions(test);
@@ -202,8 +202,8 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it("deletes only the user's own passkeys: another user's id answers 404 and deletes nothing; a deleted passkey cannot sign in", async () => {
-    const alice = await signedInUser(test.app, 'alice@example.com');
-    const bob = await signedInUser(test.app, 'bob@example.com');
+    const alice = await signedInVerifiedUser(test, 'alice@example.com');
+    const bob = await signedInVerifiedUser(test, 'bob@example.com');
     const alicePasskey = await registerWith(test, alice.token, authenticator, 'Alice key');
     const bobKeys = new SoftAuthenticator(ORIGIN, RP_ID);
     await registerWith(test, bob.token, bobKeys, 'Bob key');
@@ -226,8 +226,8 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('refuses a registration response for another user, a reused registration challenge, and malformed bodies with 400 envelopes', async () => {
-    const alice = await signedInUser(test.app, 'ra@example.com');
-    const bob = await signedInUser(test.app, 'rb@example.com');
+    const alice = await signedInVerifiedUser(test, 'ra@example.com');
+    const bob = await signedInVerifiedUser(test, 'rb@example.com');
     const options = await registrationOptions(test, alice.token);
     const response = authenticator.register(options);
     // Bob cannot finish Alice's ceremony: the challenge is bound to her.
@@ -264,12 +264,13 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('refuses disabled accounts and (REQUIRE_EMAIL_VERIFICATION) unverified ones after the passkey verified', async () => {
-    const user = await signedInUser(test.app, 'gone@example.com');
+    const user = await signedInVerifiedUser(test, 'gone@example.com');
     await registerWith(test, user.token, authenticator);
     await test.deps.db.updateTable('users').set({ disabled_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
     const start = await loginOptions(test);
     expectErrorEnvelope(await verifyLogin(test, { challenge_id: start.challenge_id, response: authenticator.assert(start.options) }), 403, 'verification failed - passkey not accepted');
-    await test.deps.db.updateTable('users').set({ disabled_at: null }).where('id', '=', user.id).execute();
+    // Unverified again (an admin's correction, or an account from before factors needed a proved address).
+    await test.deps.db.updateTable('users').set({ disabled_at: null, email_verified_at: null }).where('id', '=', user.id).execute();
 
     const strict = await openTestApp(test.database, { ...ENV, REQUIRE_EMAIL_VERIFICATION: 'true' }, test.clock);
     try {
@@ -288,7 +289,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it(`limits passkey sign-in attempts per client address (${PASSKEY_LOGIN_MAX_ATTEMPTS} in 5 minutes), counted before the check`, async () => {
-    const user = await signedInUser(test.app, 'flood@example.com');
+    const user = await signedInVerifiedUser(test, 'flood@example.com');
     await registerWith(test, user.token, authenticator);
     for (let i = 0; i < PASSKEY_LOGIN_MAX_ATTEMPTS; i += 1) {
       expectErrorEnvelope(await verifyLogin(test, { challenge_id: 'AAAAAAAAAAAAAAAAAAAAAA', response: authenticator.assert({ challenge: 'AAAA' }) }), 403);
@@ -303,7 +304,7 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
   });
 
   it('times a passkey sign-in over HTTP (options + verify, median of 25) and a registration', async () => {
-    const user = await signedInUser(test.app, 'timed@example.com');
+    const user = await signedInVerifiedUser(test, 'timed@example.com');
     const registerStarted = performance.now();
     await registerWith(test, user.token, authenticator);
     const registerMs = performance.now() - registerStarted;
@@ -412,6 +413,7 @@ describe.skipIf(!runsInBrowser)('[browser] passkeys in Chromium with its virtual
 
     it('registers a passkey, lists it, signs in with it without an email (the token works, amr says so), deletes it, and is refused after', async () => {
       await test.app.inject({ method: 'POST', url: '/signup', payload: { name: 'Browser User', email: 'browser@example.com', password: 'correct horse battery staple' } });
+      await markEmailVerified(test, 'browser@example.com'); // only a proved address may add a passkey
       const response = await page.goto(`${origin}/passkeys/demo`);
       expect(response?.headers()['content-security-policy']).toBe(EXPECTED_DEMO_CSP);
       await page.getByLabel('Email', { exact: true }).fill('browser@example.com');

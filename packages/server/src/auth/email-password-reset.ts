@@ -95,6 +95,13 @@ export async function resetPassword(
       .where('email_normalized', '=', user.email_normalized)
       .executeTakeFirst();
     if (Number(changed.numUpdatedRows) !== 1) return 'changed' as const;
+    if (user.email_verified_at === null) {
+      // The first proof of the mailbox: a factor added before it (older versions allowed that) may be the
+      // one who signed up with this address first, and must not outlive the password it came with.
+      for (const table of ['passkeys', 'recovery_codes', 'totp_factors', 'mfa_tickets', 'webauthn_challenges'] as const) {
+        await trx.deleteFrom(table).where('user_id', '=', Number(user.id)).execute();
+      }
+    }
     await spendUserEmailTokens(trx, Number(user.id), 'reset_password', now);
     // A pending move to another address may be the very takeover this reset recovers from.
     await spendUserEmailTokens(trx, Number(user.id), 'change_email', now);

@@ -51,6 +51,15 @@ export async function requireReauthentication(
       details: { purpose, ...details },
     });
   const maxAge = deps.config.sessions.reauthMaxAgeSeconds;
+  // Only an account whose address was proved may add a way to sign in. Otherwise whoever signs up first with
+  // someone else's address adds a passkey (or TOTP) and keeps it through the owner's password reset: the
+  // reset proves the mailbox, replaces the password and ends sessions, but a factor would outlive all that.
+  const owner = await findUserById(deps.db, auth.userId);
+  if (!owner) throw new AppError('token_invalid', 'token subject no longer exists');
+  if (owner.email_verified_at === null) {
+    audit('user.reauthentication_failed', 'email_not_verified');
+    throw new AppError('email_not_verified', 'verify the email address (open the link we sent) before adding a way to sign in');
+  }
   const totpOn = await hasConfirmedTotp(deps.db, auth.userId);
   const required = (reason: string) => {
     audit('user.reauthentication_failed', reason);
@@ -67,8 +76,7 @@ export async function requireReauthentication(
   // Everything that can be said without checking a secret is said first: no answer tells whether the password was right.
   if (totpOn && proof.code === undefined) throw required('second_factor_missing');
   const code = totpOn ? parseSecondFactorCode(proof.code!) : undefined;
-  const user = await findUserById(deps.db, auth.userId);
-  if (!user) throw new AppError('token_invalid', 'token subject no longer exists');
+  const user = owner;
 
   const reserve = async (lockout: LoginLockout) => {
     try {
