@@ -44,12 +44,29 @@ export interface MailerOptions {
   log: SharedStateLog;
   /** Waits between attempts of a message refused for a passing reason (4xx, connection lost). */
   retryDelaysMs?: readonly number[];
+  /** Slots for requests (all kinds together; 1000): notices get a quarter more besides (see createMailer). */
   queueMax?: number;
 }
 
 const DEFAULT_RETRY_DELAYS_MS = [2_000, 10_000, 60_000];
 const DEFAULT_QUEUE_MAX = 1_000;
 const PRODUCT = 'Gatehouse';
+
+/**
+ * What each message is, for the queue's bounds. `request`: a link someone asked for (a reset, a
+ * verification, a new address to confirm); anyone can make us send these, without signing in
+ * (POST /password/forgot, POST /email/verify/resend) or with accounts of their own (signup, POST
+ * /me/email). `notice`: tells an account's owner, at their address, that something happened to the
+ * account (a sign-in factor changed, the address moved); only these may use the reserve, so no flood
+ * of requests can keep the owner from hearing of a takeover. A Record: a new template must be classed.
+ */
+export const MAIL_KINDS: Readonly<Record<TemplateName, 'request' | 'notice'>> = Object.freeze({
+  verify_email: 'request',
+  reset_password: 'request',
+  change_email: 'request',
+  email_changed: 'notice',
+  security_notice: 'notice',
+});
 
 /**
  * Production needs a way to send mail: verification and password reset depend on it, and a
@@ -69,17 +86,25 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
   const queueMax = options.queueMax ?? DEFAULT_QUEUE_MAX;
   const counts = { sent: 0, failed: 0, dropped: 0 };
   // No one kind of message may take the whole queue: a flood of forgot-password requests while the SMTP
-  // server is slow must leave room for verification links and security notices.
+  // server is slow must leave room for verification links. And no flood of requests, of any kinds, may
+  // crowd out a notice: requests all together hold at most queueMax slots, and everything at most
+  // queueMax + noticeReserve, so noticeReserve slots are always beyond the reach of requests. A notice is
+  // refused only once notices themselves hold that many (a security notice takes two while its deferred
+  // lookup runs: the lookup and the message).
   const kindMax = Math.max(1, Math.ceil(queueMax * 0.75));
-  const pendingByKind = new Map<string, number>();
-  // Messages and deferred tasks in flight (including those waiting for a retry): the bound applies to them all.
+  const noticeReserve = Math.max(1, Math.ceil(queueMax / 4));
+  const totalMax = queueMax + noticeReserve;
+  const pendingByKind = new Map<TemplateName, number>();
+  // Messages and deferred tasks in flight (including those waiting for a retry): the bounds apply to them all.
   let pending = 0;
+  // Of those, the ones counted under a request kind.
+  let pendingRequests = 0;
   let idleWaiters: Array<() => void> = [];
   // closing: no more retries; closed: nothing new is taken.
   let closing = false;
   let closed = false;
   // Messages waiting for their next attempt, with their template (the kind they count under).
-  const retryTimers = new Map<NodeJS.Timeout, string>();
+  const retryTimers = new Map<NodeJS.Timeout, TemplateName>();
 
   const transport = config.mail.smtpUrl
     ? nodemailer.createTransport({
@@ -98,8 +123,9 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
     options.log('warn', {}, 'SMTP_URL is not set: messages are written to this log instead of being sent (development only; NODE_ENV=production refuses to start without it)');
   }
 
-  function settle(kind: string) {
+  function settle(kind: TemplateName) {
     pending -= 1;
+    if (MAIL_KINDS[kind] !== 'notice') pendingRequests -= 1;
     const left = (pendingByKind.get(kind) ?? 1) - 1;
     if (left > 0) pendingByKind.set(kind, left);
     else pendingByKind.delete(kind);
@@ -110,13 +136,16 @@ export function createMailer(config: Pick<Config, 'production' | 'mail'>, option
     }
   }
 
-  function reserve(kind: string): boolean {
-    if (closed || pending >= queueMax || (pendingByKind.get(kind) ?? 0) >= kindMax) {
+  function reserve(kind: TemplateName): boolean {
+    // Anything not classed a notice is bounded as a request.
+    const request = MAIL_KINDS[kind] !== 'notice';
+    if (closed || pending >= totalMax || (request && pendingRequests >= queueMax) || (pendingByKind.get(kind) ?? 0) >= kindMax) {
       counts.dropped += 1;
-      options.log('error', { queue_max: queueMax, kind_max: kindMax, kind }, 'mail: queue full or closing, message dropped');
+      options.log('error', { queue_max: queueMax, notice_reserve: noticeReserve, kind_max: kindMax, kind }, 'mail: queue full or closing, message dropped');
       return false;
     }
     pending += 1;
+    if (request) pendingRequests += 1;
     pendingByKind.set(kind, (pendingByKind.get(kind) ?? 0) + 1);
     return true;
   }
