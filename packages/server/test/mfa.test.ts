@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { openStoredSecret } from '../src/keys/at-rest.ts';
 import { decodeJwt } from 'jose';
 import { Secret, TOTP, URI } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,7 +117,14 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
     expect(new Set(codes).size).toBe(10);
     for (const code of codes) expect(code).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
     const stored = await test.deps.db.selectFrom('recovery_codes').selectAll().where('user_id', '=', user.id).execute();
-    expect(stored.map((row) => row.code_hash).sort()).toEqual(codes.map((code) => sha256(code.replace('-', ''))).sort());
+    // Keyed under a server secret and the user id: a copy of the database alone is no list of candidates to hash.
+    // The key itself is sealed under KEY_ENCRYPTION_SECRET, as every server secret is: the copy would need that too.
+    const sealedKey = await test.deps.db.selectFrom('server_secrets').selectAll().where('name', '=', 'recovery_code_hmac').executeTakeFirstOrThrow();
+    expect(sealedKey.encryption).not.toBeNull();
+    const key = Buffer.from(openStoredSecret(sealedKey, { keyEncryptionSecret: KEY_SECRET, keyEncryptionSecretPrevious: undefined }, 'recovery_code_hmac', 'test').plaintext, 'base64url');
+    const keyed = (code: string) => `k1:${createHmac('sha256', key).update(`recovery-code:${user.id}:${code.replace('-', '')}`).digest('hex')}`;
+    expect(stored.map((row) => row.code_hash).sort()).toEqual(codes.map(keyed).sort());
+    for (const row of stored) expect(codes.map((code) => sha256(code.replace('-', '')))).not.toContain(row.code_hash);
     expect(JSON.stringify(stored)).not.toMatch(new RegExp(codes.map((code) => code.slice(0, 5)).join('|')));
 
     const enabled = await status(user.token);
@@ -228,6 +236,18 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
     const other = await enrolled('recover-other@example.com');
     expectErrorEnvelope(await finish(await ticketFor('recover@example.com'), other.recoveryCodes[0]!), 403);
     expect((await finish(await ticketFor('recover-other@example.com'), other.recoveryCodes[0]!)).statusCode).toBe(201);
+  });
+
+  it('still takes a recovery code stored by an older version (plain SHA-256), once', async () => {
+    const user = await enrolled('recover-legacy@example.com');
+    const legacy = 'abcde-fghjk';
+    await test.deps.db
+      .insertInto('recovery_codes')
+      .values({ code_hash: sha256(legacy.replace('-', '')), user_id: user.id, created_at: test.clock.nowSeconds(), used_at: null })
+      .execute();
+    const done = await finish(await ticketFor('recover-legacy@example.com'), legacy);
+    expect(done.statusCode, done.body).toBe(201);
+    expectErrorEnvelope(await finish(await ticketFor('recover-legacy@example.com'), legacy), 403);
   });
 
   it('refuses expired, altered, malformed and worn-out tickets, and codes of the wrong shape, with clear 4xx envelopes', async () => {

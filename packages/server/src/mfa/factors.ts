@@ -8,10 +8,12 @@ import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import type { Database } from '../storage/schema.ts';
 import { findUserById } from '../storage/users.ts';
+import { loadServerSecret } from '../keys/server-secret.ts';
 import {
   generateRecoveryCodes,
   generateTotpSecret,
   hashRecoveryCode,
+  legacyRecoveryCodeHash,
   matchTotpStep,
   openTotpSecret,
   otpauthUri,
@@ -48,6 +50,22 @@ export const AMR_OF: Record<SecondFactorMethod, readonly string[]> = {
   recovery_code: ['pwd', 'mfa'],
 };
 
+const recoveryKeys = new WeakMap<Kysely<Database>, Promise<Buffer>>();
+
+/** The server secret recovery codes are hashed under (created at first use, shared through the database). */
+function recoveryCodeKey(deps: MfaDeps): Promise<Buffer> {
+  let key = recoveryKeys.get(deps.db);
+  if (!key) {
+    key = loadServerSecret(
+      { db: deps.db, clock: deps.clock, keyEncryptionSecret: deps.config.keyEncryptionSecret, keyEncryptionSecretPrevious: deps.config.keyEncryptionSecretPrevious },
+      'recovery_code_hmac',
+    );
+    recoveryKeys.set(deps.db, key);
+    key.catch(() => recoveryKeys.delete(deps.db));
+  }
+  return key;
+}
+
 export async function hasConfirmedTotp(db: Kysely<Database>, userId: number): Promise<boolean> {
   const row = await db.selectFrom('totp_factors').select('user_id').where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst();
   return row !== undefined;
@@ -76,7 +94,7 @@ export async function spendSecondFactor(deps: MfaDeps, userId: number, code: Sec
   const result = await deps.db
     .updateTable('recovery_codes')
     .set({ used_at: now })
-    .where('code_hash', '=', hashRecoveryCode(code.code))
+    .where('code_hash', 'in', [hashRecoveryCode(code.code, userId, await recoveryCodeKey(deps)), legacyRecoveryCodeHash(code.code)])
     .where('user_id', '=', userId)
     .where('used_at', 'is', null)
     .executeTakeFirst();
@@ -137,6 +155,7 @@ export async function confirmTotp(
   await attempt.succeeded();
   const now = deps.clock.nowSeconds();
   const codes = generateRecoveryCodes();
+  const key = await recoveryCodeKey(deps); // before the transaction: it may have to create the secret
   await deps.db.transaction().execute(async (trx) => {
     // Only over the enrolment whose secret was just checked: a re-enrolment racing it wins.
     const confirmed = await trx
@@ -147,7 +166,7 @@ export async function confirmTotp(
       .where('secret', '=', factor.secret)
       .executeTakeFirst();
     if (Number(confirmed.numUpdatedRows) !== 1) throw new AppError('mfa_conflict', 'the enrolment changed while this code was checked');
-    await replaceRecoveryCodes(trx, userId, codes, now);
+    await replaceRecoveryCodes(trx, userId, codes, key, now);
   });
   record(deps, userId, client, 'user.mfa_enable', { details: { method: 'totp', recovery_codes: codes.length } });
   notifySecurityEvent(deps, userId, 'totp_enabled');
@@ -183,7 +202,8 @@ export async function regenerateRecoveryCodes(
 ): Promise<string[]> {
   await checkPasswordAndCode(deps, userId, input, client, 'regenerate', options);
   const codes = generateRecoveryCodes();
-  await deps.db.transaction().execute((trx) => replaceRecoveryCodes(trx, userId, codes, deps.clock.nowSeconds()));
+  const key = await recoveryCodeKey(deps);
+  await deps.db.transaction().execute((trx) => replaceRecoveryCodes(trx, userId, codes, key, deps.clock.nowSeconds()));
   record(deps, userId, client, 'user.recovery_codes_regenerate', { details: { recovery_codes: codes.length } });
   notifySecurityEvent(deps, userId, 'recovery_codes_regenerated');
   return codes;
@@ -213,11 +233,11 @@ export async function mfaStatus(db: Kysely<Database>, userId: number): Promise<M
   };
 }
 
-async function replaceRecoveryCodes(db: Kysely<Database>, userId: number, codes: string[], now: number): Promise<void> {
+async function replaceRecoveryCodes(db: Kysely<Database>, userId: number, codes: string[], key: Buffer, now: number): Promise<void> {
   await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
   await db
     .insertInto('recovery_codes')
-    .values(codes.map((code) => ({ code_hash: hashRecoveryCode(code), user_id: userId, created_at: now, used_at: null })))
+    .values(codes.map((code) => ({ code_hash: hashRecoveryCode(code, userId, key), user_id: userId, created_at: now, used_at: null })))
     .execute();
 }
 
