@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.ts';
 import { createDeps, type Deps } from '../src/deps.ts';
 import { startCuttableProxy, viaProxy, type CuttableProxy } from './db-proxy.ts';
 import { buildCheckedApp, createTestDatabase, fastHasher, json, loginUser, signupUser, type TestDatabase } from './helpers.ts';
-import { buildService, REPO_ROOT } from './service-process.ts';
+import { buildService, freePort, REPO_ROOT } from './service-process.ts';
 
 const POSTGRES_URL = process.env.TEST_DATABASE_URL;
 const CONNECT_TIMEOUT_MS = 300;
@@ -203,7 +203,7 @@ describe.skipIf(!POSTGRES_URL)('start-up while PostgreSQL is unreachable', () =>
     const secret = `pw-${randomBytes(6).toString('hex')}`;
     const url = new URL(viaProxy(database.url, proxy));
     url.password = secret;
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // from the kernel: a random one may be a connection's ephemeral port
     const service = spawnService(url.toString(), port);
     const retryLines = () => service.output().split('\n').filter((line) => line.includes('database unreachable at'));
     // Attempts at 0, 1 s and 3 s: two waits logged, the second twice as long, and still no crash.
@@ -227,7 +227,7 @@ describe.skipIf(!POSTGRES_URL)('start-up while PostgreSQL is unreachable', () =>
 
   it('stops at once on SIGTERM while waiting for the database', async () => {
     await proxy.refuse();
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // from the kernel: a random one may be a connection's ephemeral port
     const service = spawnService(viaProxy(database.url, proxy), port);
     await until(10_000, () => service.output().includes('database unreachable at'), service.output);
     const started = Date.now();
