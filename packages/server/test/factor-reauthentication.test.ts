@@ -312,6 +312,35 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expectErrorEnvelope(refused, 403, 'verification failed - passkey not accepted');
   });
 
+  it('with TOTP on, moving the account to another address asks for a code besides the password', async () => {
+    const email = freshEmail('move-totp');
+    const user = await signedInVerifiedUser(test, email);
+    await mailbox.next(email); // verification
+    const secret: string = json(await enrol(user.token)).data.secret;
+    expect((await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) })).statusCode).toBe(200);
+    test.clock.advanceSeconds(30);
+    const newAddress = freshEmail('move-totp-new');
+    const move = (payload: Record<string, string>) => post('/me/email', user.token, { new_email: newAddress, password: STRONG_PASSWORD, ...payload });
+
+    const bare = expectErrorEnvelope(await move({}), 403, REAUTH_REQUIRED);
+    expect(bare.data).toMatchObject({ reauthentication_required: true, second_factor_required: true });
+    const wrong = codeAt(secret) === '000000' ? '000001' : '000000';
+    expectErrorEnvelope(await move({ code: wrong }), 403, 'verification failed - incorrect code');
+    // A wrong password with a right code: the password is judged first, and the code is not spent.
+    expectErrorEnvelope(await post('/me/email', user.token, { new_email: newAddress, password: OTHER_PASSWORD, code: codeAt(secret) }), 403, WRONG_PASSWORD);
+    await settled();
+    expect(mailbox.to(newAddress)).toHaveLength(0);
+    expect((await audit('user.reauthentication_failed', user.id)).map((event) => [event.reason, JSON.parse(event.details!).purpose])).toEqual([
+      ['second_factor_missing', 'email_change'],
+      ['wrong_code', 'email_change'],
+      ['wrong_password', 'email_change'],
+    ]);
+
+    expect((await move({ code: codeAt(secret) })).statusCode).toBe(202);
+    const confirmation = await mailbox.next(newAddress);
+    expect(confirmation.parsed.text).toContain('/account/confirm-email');
+  });
+
   it("an admin moving an account to another address tells the old one (no link), as the owner's own change does", async () => {
     const admin = await signedInAdmin(test, freshEmail('admin'));
     const owner = freshEmail('moved');

@@ -574,7 +574,7 @@ export interface paths {
         put?: never;
         /**
          * Ask to move the account to another address; a confirmation link goes to the new one
-         * @description Nothing changes until the link (1 hour, once) is opened. The answer is the same whether the new address is free or taken; a taken one gets no message.
+         * @description Nothing changes until the link (1 hour, once) is opened. The answer is the same whether the new address is free or taken; a taken one gets no message. With TOTP on, a code (or a recovery code) is needed besides the password, counted on the second step's run of wrong codes.
          */
         post: operations["requestEmailChange"];
         delete?: never;
@@ -4300,6 +4300,8 @@ export interface operations {
                     /** Format: email */
                     new_email: string;
                     password: string;
+                    /** @description With two-factor authentication on: the 6 digits the authenticator app shows now, or a recovery code */
+                    code?: string;
                 };
             };
         };
@@ -4354,7 +4356,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description The password is wrong */
+            /** @description The password or the code is wrong, or (TOTP on) no code was sent: reauthentication_required with data.second_factor_required */
             403: {
                 headers: {
                     [name: string]: unknown;

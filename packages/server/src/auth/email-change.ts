@@ -1,6 +1,5 @@
-import { checkReserved, type LoginLockout } from '../abuse/login-lockout.ts';
 import type { RequestContext } from '../audit/events.ts';
-import { AppError, invalidInput, isAppError } from '../errors.ts';
+import { AppError, invalidInput } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import { isUniqueViolation } from '../storage/db.ts';
 import { revokeSessions } from '../storage/sessions.ts';
@@ -8,24 +7,27 @@ import { findUserById, findUserByNormalizedEmail, takeSqliteWriteLock } from '..
 import { normalizeEmail } from '../users/user.ts';
 import { addresseeName, emailLink, linkInvalid, mayMailAddress, withContext, type EmailFlowDeps } from './email-common.ts';
 import { issueEmailToken, spendEmailToken, spendUserEmailTokens, ttlInWords } from './email-tokens.ts';
+import { requireReauthentication, type ReauthenticationDeps } from './reauthentication.ts';
 import { announceRevocations, type RevocationDeps } from './revocation.ts';
 
-export interface EmailChangeDeps extends Omit<EmailFlowDeps, 'shared'>, Omit<RevocationDeps, 'shared'> {
-  shared: EmailFlowDeps['shared'] & RevocationDeps['shared'];
+export interface EmailChangeDeps extends Omit<EmailFlowDeps, 'shared' | 'config' | 'mailer'>, Omit<RevocationDeps, 'shared'>, Omit<ReauthenticationDeps, 'shared' | 'config' | 'mailer'> {
+  shared: EmailFlowDeps['shared'] & RevocationDeps['shared'] & ReauthenticationDeps['shared'];
+  config: EmailFlowDeps['config'] & ReauthenticationDeps['config'];
+  mailer: EmailFlowDeps['mailer'] & ReauthenticationDeps['mailer'];
   hasher: PasswordHasher;
-  /** The password-change budgets (keyed by user id): a stolen access token is no free password oracle here either. */
-  passwordChangeLockout: LoginLockout;
 }
 
 /**
- * POST /me/email: the password proves it is the owner; the new address gets a link and nothing
- * changes until it is opened. The answer is the same whether the new address is free or taken
- * (a taken one gets no message), so the route is no way to find out who is registered.
+ * POST /me/email: the password proves it is the owner, and with TOTP on a code too (the address is how
+ * the account is recovered: a session and the password alone must not move it); each is counted before it
+ * is checked, as for adding a sign-in factor. The new address gets a link and nothing changes until it is
+ * opened. The answer is the same whether the new address is free or taken (a taken one gets no message),
+ * so the route is no way to find out who is registered.
  */
 export async function requestEmailChange(
   deps: EmailChangeDeps,
-  auth: { userId: number },
-  input: { new_email: string; password: string },
+  auth: { userId: number; sessionId: string; amr: readonly string[] },
+  input: { new_email: string; password: string; code?: string | undefined },
   client: { network: string; context?: RequestContext },
   options: JobOptions = {},
 ): Promise<void> {
@@ -37,19 +39,7 @@ export async function requestEmailChange(
   const newNormalized = normalizeEmail(newEmail);
   if (newNormalized === user.email_normalized) throw invalidInput([{ field: 'new_email', message: 'new_email is the current address' }]);
 
-  let attempt;
-  try {
-    attempt = await deps.passwordChangeLockout.reserve(`user:${user.id}`, client.network);
-  } catch (error) {
-    if (isAppError(error, 'rate_limited')) audit({ outcome: 'failure', reason: 'locked' });
-    throw error;
-  }
-  const verified = await checkReserved(attempt, (onStarted) => deps.hasher.verify(user.password_hash, input.password, { ...options, onStarted }));
-  if (!verified.matches) {
-    audit({ outcome: 'failure', reason: 'wrong_password' });
-    throw new AppError('wrong_password', 'password is incorrect');
-  }
-  await attempt.succeeded();
+  await requireReauthentication(deps, auth, { password: input.password, code: input.code }, 'email_change', client, options);
 
   deps.mailer.afterAnswer(async () => {
     const taken = await findUserByNormalizedEmail(deps.db, newNormalized);

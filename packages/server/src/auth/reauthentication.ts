@@ -18,7 +18,7 @@ export interface ReauthenticationDeps extends MfaDeps, Pick<SecurityNoticeDeps, 
 }
 
 /** What is about to be added; goes into the audit event of a refusal. */
-export type ReauthenticationPurpose = 'totp_enrol' | 'passkey_register';
+export type ReauthenticationPurpose = 'totp_enrol' | 'passkey_register' | 'email_change';
 
 /**
  * Adding a way to sign in (a TOTP factor, a passkey) is what a thief holding a stolen access token
@@ -56,7 +56,8 @@ export async function requireReauthentication(
   // reset proves the mailbox, replaces the password and ends sessions, but a factor would outlive all that.
   const owner = await findUserById(deps.db, auth.userId);
   if (!owner) throw new AppError('token_invalid', 'token subject no longer exists');
-  if (owner.email_verified_at === null) {
+  // Moving to another address stays open to an unproved one: it is how a mistyped address is corrected.
+  if (owner.email_verified_at === null && purpose !== 'email_change') {
     audit('user.reauthentication_failed', 'email_not_verified');
     throw new AppError('email_not_verified', 'verify the email address (open the link we sent) before adding a way to sign in');
   }

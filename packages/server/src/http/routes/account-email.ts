@@ -31,7 +31,13 @@ const ResetBody = Type.Object(
   { additionalProperties: false, examples: [{ token: EXAMPLE_LINK_TOKEN, new_password: EXAMPLE_PASSWORD }] },
 );
 const ChangeEmailBody = Type.Object(
-  { new_email: Email, password: Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED }) },
+  {
+    new_email: Email,
+    password: Type.String({ minLength: 1, maxLength: 4096, pattern: WELL_FORMED }),
+    code: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'With two-factor authentication on: the 6 digits the authenticator app shows now, or a recovery code' }),
+    ),
+  },
   { additionalProperties: false, examples: [{ new_email: 'ada.lovelace@example.org', password: EXAMPLE_PASSWORD }] },
 );
 const VerifiedEmail = Type.Object({ email: Type.String(), email_verified: Type.Literal(true) });
@@ -174,14 +180,14 @@ export async function emailRoutes(rawApp: FastifyInstance, deps: Deps): Promise<
         summary: 'Ask to move the account to another address; a confirmation link goes to the new one',
         description:
           'Nothing changes until the link (1 hour, once) is opened. The answer is the same whether the new address is free or taken; a taken ' +
-          'one gets no message.',
+          'one gets no message. With TOTP on, a code (or a recovery code) is needed besides the password, counted on the second step\'s run of wrong codes.',
         security: BEARER_SECURITY,
         body: ChangeEmailBody,
         response: {
           202: Done(202, 'Confirmation sent to the new address', 'confirmation sent to the new address'),
           400: ErrorResponse('Invalid body, or the current address'),
           401: UNAUTHENTICATED,
-          403: ErrorResponse('The password is wrong'),
+          403: ErrorResponse('The password or the code is wrong, or (TOTP on) no code was sent: reauthentication_required with data.second_factor_required'),
           429: TOO_MANY_REQUESTS,
           503: UNAVAILABLE,
         },
