@@ -3,6 +3,9 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
+// The Gatehouse the dev server proxies the API to: its default listen address (PORT 2000), or GATEHOUSE_URL.
+const gatehouse = (process.env.GATEHOUSE_URL || 'http://127.0.0.1:2000').replace(/\/+$/, '');
+
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/admin/',
@@ -19,10 +22,10 @@ export default defineConfig({
     assetsInlineLimit: 0,
     sourcemap: true,
   },
-  // `npm run dev -w @gatehouse/admin-console` against a Gatehouse on :3000 (the API is same-origin in production).
+  // `npm run dev -w @gatehouse/admin-console` against a Gatehouse on :2000, or at GATEHOUSE_URL (the API is same-origin in production).
   server: {
     proxy: Object.fromEntries(
-      ['/login', '/logout', '/token', '/users', '/sessions', '/audit', '/keys', '/clients', '/me'].map((path) => [path, 'http://127.0.0.1:3000']),
+      ['/login', '/logout', '/token', '/users', '/sessions', '/audit', '/keys', '/clients', '/me'].map((path) => [path, gatehouse]),
     ),
   },
 });

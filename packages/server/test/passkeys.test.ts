@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { decodeJwt } from 'jose';
+import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CHALLENGE_TTL_SECONDS, PASSKEY_LOGIN_MAX_ATTEMPTS } from '../src/passkeys/passkeys.ts';
@@ -468,5 +469,81 @@ describe.skipIf(!runsInBrowser)('[browser] passkeys in Chromium with its virtual
       expect(violations).toEqual([]);
     }, 120_000);
 
+    /** The code an authenticator app shows at the server's (injected) clock, computed by otpauth, not by Gatehouse. */
+    const codeAt = (secret: string, stepsFromNow = 0) =>
+      TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() + stepsFromNow * 30_000 });
+
+    it('signs in a user with TOTP on: password, then the code (a wrong one refused on the same ticket), then adds a passkey on that sign-in', async () => {
+      const email = 'totp-browser@example.com';
+      const user = await signedInUser(test.app, email);
+      await markEmailVerified(test, email); // only a proved address may add a factor
+      const authorization = `Bearer ${user.token}`;
+      const enrolment = await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: { authorization } });
+      expect(enrolment.statusCode, enrolment.body).toBe(200);
+      const secret: string = json(enrolment).data.secret;
+      const confirmed = await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: { authorization }, payload: { code: codeAt(secret) } });
+      expect(confirmed.statusCode, confirmed.body).toBe(200);
+      const recoveryCodes: string[] = json(confirmed).data.recovery_codes;
+      // Each code is accepted once: the sign-in uses the next 30 s step's.
+      test.clock.advanceSeconds(30);
+      const tickets = () => test.deps.db.selectFrom('mfa_tickets').selectAll().where('user_id', '=', user.id).execute();
+
+      await page.goto(`${origin}/passkeys/demo`);
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
+      const codeField = page.getByLabel('Two-factor code, if it is on for this account: from your authenticator app, or a recovery code', { exact: true });
+      const signIn = page.getByRole('button', { name: 'Sign in', exact: true });
+      // No code typed yet: the page says one is needed (not "token is missing"), and keeps the ticket.
+      await signIn.click();
+      expect(await status('Password sign-in')).toBe(
+        'Password sign-in: two-factor authentication is on - type a code from your authenticator app (or a recovery code), then sign in again',
+      );
+      expect((await output()).data).toMatchObject({ mfa_required: true, mfa_ticket: expect.any(String) });
+      expect(await page.evaluate<string>("document.activeElement ? document.activeElement.id : ''")).toBe('login-code'); // a string: no DOM types here
+
+      // A wrong code (none of the steps the server accepts): a clear failure; the ticket is kept for another try.
+      const accepted = new Set([-1, 0, 1].map((step) => codeAt(secret, step)));
+      let wrong = codeAt(secret);
+      while (accepted.has(wrong)) wrong = String((Number(wrong) + 111_111) % 1_000_000).padStart(6, '0');
+      await codeField.fill(wrong);
+      await signIn.click();
+      expect(await status('Password sign-in')).toBe(
+        'Password sign-in: failed - verification failed - incorrect code - type the code your app shows now (or a recovery code), then sign in again',
+      );
+      expect((await output()).code).toBe(403);
+
+      // The right code finishes the same sign-in: one ticket, two tries (no second password step).
+      await codeField.fill(codeAt(secret));
+      await signIn.click();
+      expect(await status('Password sign-in')).toBe('Password sign-in: done');
+      const signedIn = await output();
+      expect(decodeJwt(signedIn.token).amr).toEqual(['pwd', 'otp', 'mfa']);
+      expect(signedIn.data.email).toBe(email);
+      const spent = await tickets();
+      expect(spent).toHaveLength(1);
+      expect(Number(spent[0]!.attempts)).toBe(2);
+      expect(spent[0]!.used_at).not.toBeNull();
+      const me = await test.app.inject({ method: 'GET', url: '/me', headers: bearer(signedIn.token) });
+      expect(json(me).data.email).toBe(email);
+
+      // With TOTP on, adding a passkey needs a recent sign-in with a second factor: this one is, so no password is asked.
+      await page.getByLabel('Name of the new passkey').fill('After TOTP');
+      await page.getByRole('button', { name: 'Add a passkey' }).click();
+      expect(await status('Add a passkey')).toBe('Add a passkey: done');
+      expect((await output()).data.name).toBe('After TOTP');
+      await expect.poll(() => page.locator('#passkey-list li').count()).toBe(1);
+      expect((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials).toHaveLength(1);
+
+      // A new page, the code typed with the password: one click (a recovery code works as well).
+      await page.goto(`${origin}/passkeys/demo`);
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
+      await codeField.fill(recoveryCodes[0]!);
+      await signIn.click();
+      expect(await status('Password sign-in')).toBe('Password sign-in: done');
+      expect(decodeJwt((await output()).token).amr).toEqual(['pwd', 'mfa']);
+      await expect.poll(() => page.locator('#passkey-list li').count()).toBe(1);
+      expect(violations).toEqual([]);
+    }, 120_000);
   });
 });

@@ -24,11 +24,20 @@ async function call(method, path, body) {
   return answer;
 }
 
+/** An action's answer that is not the end of it yet: shown as `label: message`, not `label: done`. */
+class Unfinished {
+  constructor(message, answer) {
+    this.message = message;
+    this.answer = answer;
+  }
+}
+
 async function run(label, action) {
   try {
     show(`${label}…`);
     const answer = await action();
-    show(`${label}: done`, answer);
+    if (answer instanceof Unfinished) show(`${label}: ${answer.message}`, answer.answer);
+    else show(`${label}: done`, answer);
   } catch (error) {
     show(`${label}: failed - ${error.message}`, error.answer);
   }
@@ -59,13 +68,52 @@ async function refreshList() {
   return answer;
 }
 
+// With TOTP on, POST /login answers the right password with an MFA ticket (200 `mfa_required`), not tokens;
+// POST /login/mfa {mfa_ticket, code} finishes it. The ticket stays here (memory only) until a code is given,
+// so a second click with the code finishes the same sign-in; a wrong code may be tried again on it.
+let pendingMfa = null;
+const CODE_NEEDED = 'two-factor authentication is on - type a code from your authenticator app (or a recovery code), then sign in again';
+
+async function signedIn(answer) {
+  if (!answer.token) throw new Error('the answer carries no access token');
+  accessToken = answer.token;
+  await refreshList();
+  return answer;
+}
+
 $('password-form').addEventListener('submit', (event) => {
   event.preventDefault();
   run('Password sign-in', async () => {
-    const answer = await call('POST', '/login', { email: $('email').value, password: $('password').value });
-    accessToken = answer.token;
-    await refreshList();
-    return answer;
+    const email = $('email').value;
+    const code = $('login-code').value.trim();
+    $('login-code').value = '';
+    // A ticket is for the address it was won with: another address starts over with the password.
+    if (pendingMfa && pendingMfa.email !== email) pendingMfa = null;
+    if (!pendingMfa) {
+      const answer = await call('POST', '/login', { email, password: $('password').value });
+      if (!answer.data || answer.data.mfa_required !== true) return signedIn(answer);
+      pendingMfa = { email, ticket: answer.data.mfa_ticket, answer };
+    }
+    if (!code) {
+      $('login-code').focus();
+      return new Unfinished(CODE_NEEDED, pendingMfa.answer);
+    }
+    let answer;
+    try {
+      answer = await call('POST', '/login/mfa', { mfa_ticket: pendingMfa.ticket, code });
+    } catch (error) {
+      // Expired, worn out (too many wrong codes) or void: start over. A wrong code keeps the ticket for another try.
+      if (error.answer && error.answer.code === 401) {
+        pendingMfa = null;
+        error.message += ' - sign in again with your password';
+      } else {
+        if (error.answer && error.answer.code === 403) error.message += ' - type the code your app shows now (or a recovery code), then sign in again';
+        $('login-code').focus();
+      }
+      throw error;
+    }
+    pendingMfa = null;
+    return signedIn(answer);
   });
 });
 
