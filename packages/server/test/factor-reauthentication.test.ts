@@ -13,7 +13,7 @@ import { linkIn, startTestMailbox, type ReceivedMessage, type TestMailbox } from
 
 const ORIGIN = 'https://login.example.test';
 const RP_ID = 'login.example.test';
-const REAUTH_REQUIRED = 'reauthentication required - send your password, or sign in again';
+const REAUTH_REQUIRED = 'reauthentication required - send your password (and a code, with two-factor authentication on), or sign in again';
 const WRONG_PASSWORD = 'verification failed - incorrect password';
 const OTHER_PASSWORD = 'velvet harbor comet 7 quince';
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -4692,7 +4692,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password, or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code */
+            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password (and a code, with two-factor authentication on), or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5406,7 +5406,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password, or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code */
+            /** @description No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password (and a code, with two-factor authentication on), or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code */
             403: {
                 headers: {
                     [name: string]: unknown;

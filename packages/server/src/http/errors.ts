@@ -34,7 +34,7 @@ const PUBLIC_ERRORS: Record<ErrorCode, PublicError> = {
   mfa_conflict: { status: 409, message: 'conflict - two-factor authentication is not in a state that allows this' },
   passkey_invalid: { status: 403, message: 'verification failed - passkey not accepted' },
   passkey_not_found: { status: 404, message: 'passkey not found' },
-  reauthentication_required: { status: 403, message: 'reauthentication required - send your password, or sign in again' },
+  reauthentication_required: { status: 403, message: 'reauthentication required - send your password (and a code, with two-factor authentication on), or sign in again' },
   rate_limited: { status: 429, message: 'too many requests - try again later' },
   unavailable: { status: 503, message: 'service unavailable' },
 };

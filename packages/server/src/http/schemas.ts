@@ -147,5 +147,5 @@ export const ReauthenticationBody = optionalBody(
 );
 /** The 403 of a route behind requireReauthentication. */
 export const REAUTH_REFUSED = ErrorResponse(
-  'No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password, or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code',
+  'No password and the session was signed into longer ago than REAUTH_MAX_AGE, or (TOTP on) without a second factor (`reauthentication required - send your password (and a code, with two-factor authentication on), or sign in again`, data.reauthentication_required, data.second_factor_required); or a wrong password or code',
 );
