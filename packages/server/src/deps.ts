@@ -46,10 +46,12 @@ export interface Deps {
    */
   mfaLoginLockout: LoginLockout;
   /**
-   * Codes (and passwords) checked behind an access token: confirm, disable, regenerate, and the code a
-   * TOTP account adds to its password to add a passkey; per user (scope mfa), so a stolen token is no oracle.
+   * Codes checked behind an access token once the password was right (disable, regenerate, adding a factor,
+   * moving the address); per user (scope mfa), on the login second step's run of wrong codes too.
    */
   mfaLockout: LoginLockout;
+  /** The first code that confirms an enrolment (scope mfa-enrol): budgets of its own, no run of wrong codes. */
+  mfaEnrolLockout: LoginLockout;
   userStatus: UserStatusCache;
   /** Whether a client still exists and is enabled, at most a second old: client tokens live only as long as their client. */
   clientStatus: ClientStatusCache;
@@ -158,6 +160,13 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
         // second step's run of wrong codes: a session without a second factor is no way around its lock.
         streak: SECOND_STEP_STREAK,
         streakScope: 'mfa-login',
+      }),
+      mfaEnrolLockout: createLoginLockout({
+        store: lockouts,
+        clock,
+        maxFailures: loginMaxFailures,
+        maxFailuresPerAccount: loginMaxFailuresPerAccount,
+        scope: 'mfa-enrol',
       }),
       mfaLoginLockout: createLoginLockout({
         store: lockouts,

@@ -185,6 +185,25 @@ describe.each(testDialects())('second step: consecutive wrong codes [%s]', (dial
     expect((await finish(await ticket(email), code(user.secret))).statusCode).toBe(201);
   });
 
+  it('wrong codes confirming an enrolment are not on the run (no password guards that route): a stolen token cannot lock the owner out from there', async () => {
+    const email = 'streak-enrol@example.com';
+    const user = await signedInUser(test.app, email);
+    await mailbox.next(email); // verification
+    await test.deps.db.updateTable('users').set({ email_verified_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
+    const secret: string = json(await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: bearer(user.token) })).data.secret;
+    const confirm = (guess: string) =>
+      test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: bearer(user.token), payload: { code: guess }, remoteAddress: freshNetwork() });
+    for (let n = 0; n < SECOND_STEP_STREAK.maxFailures + 2; n += 1) expectErrorEnvelope(await confirm(wrongCode(secret)), 403, 'verification failed - incorrect code');
+    expect((await confirm(code(secret))).statusCode).toBe(200);
+    // The next message is the notice that TOTP is on: no lock notice came before it.
+    expect((await mailbox.next(email)).parsed.subject).toBe(`Security notice: ${SECURITY_EVENT_TEXT.totp_enabled}`);
+    expect(await lockouts(user.id)).toEqual([]);
+    test.clock.advanceSeconds(30);
+    expect(await guessWrong(email, secret, SECOND_STEP_STREAK.maxFailures - 1)).toEqual(Array(SECOND_STEP_STREAK.maxFailures - 1).fill(403));
+    const signIn = await finish(await ticket(email), code(secret));
+    expect(signIn.statusCode, signIn.body).toBe(201);
+  });
+
   it('wrong passwords behind a session never reach the run of wrong codes: a stolen token cannot lock the owner out', async () => {
     const email = 'streak-token@example.com';
     const user = await enrolled(email);

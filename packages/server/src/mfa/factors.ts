@@ -39,6 +39,8 @@ export interface MfaManagementDeps extends MfaDeps, Pick<SecurityNoticeDeps, 'ma
    * step into its lock either.
    */
   passwordChangeLockout: LoginLockout;
+  /** Confirming an enrolment's first code (scope mfa-enrol, keyed by user id): budgets of its own, no run of wrong codes. */
+  mfaEnrolLockout: LoginLockout;
 }
 
 export type SecondFactorMethod = 'totp' | 'recovery_code';
@@ -52,8 +54,12 @@ export const AMR_OF: Record<SecondFactorMethod, readonly string[]> = {
 
 const recoveryKeys = new WeakMap<Kysely<Database>, Promise<Buffer>>();
 
-/** The server secret recovery codes are hashed under (created at first use, shared through the database). */
-function recoveryCodeKey(deps: MfaDeps): Promise<Buffer> {
+/**
+ * The server secret recovery codes are hashed under (created at first use, shared through the database).
+ * Always from the root connection, never inside a caller's transaction: creating it there could abort that
+ * transaction (PostgreSQL) when another instance creates it at the same moment.
+ */
+export function recoveryCodeKey(deps: MfaDeps): Promise<Buffer> {
   let key = recoveryKeys.get(deps.db);
   if (!key) {
     key = loadServerSecret(
@@ -76,7 +82,13 @@ export async function hasConfirmedTotp(db: Kysely<Database>, userId: number): Pr
  * last_used_step forward (a conditional update, so two requests racing with one code cannot
  * both win), a recovery code is marked used. Undefined: wrong, replayed or spent.
  */
-export async function spendSecondFactor(deps: MfaDeps, userId: number, code: SecondFactorCode): Promise<SecondFactorMethod | undefined> {
+export async function spendSecondFactor(
+  deps: MfaDeps,
+  userId: number,
+  code: SecondFactorCode,
+  /** Resolved beforehand (recoveryCodeKey) when deps.db is a transaction. */
+  recoveryKey?: Buffer,
+): Promise<SecondFactorMethod | undefined> {
   const factor = await deps.db.selectFrom('totp_factors').selectAll().where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst();
   if (!factor) return undefined;
   const now = deps.clock.nowSeconds();
@@ -94,7 +106,7 @@ export async function spendSecondFactor(deps: MfaDeps, userId: number, code: Sec
   const result = await deps.db
     .updateTable('recovery_codes')
     .set({ used_at: now })
-    .where('code_hash', 'in', [hashRecoveryCode(code.code, userId, await recoveryCodeKey(deps)), legacyRecoveryCodeHash(code.code)])
+    .where('code_hash', 'in', [hashRecoveryCode(code.code, userId, recoveryKey ?? (await recoveryCodeKey(deps))), legacyRecoveryCodeHash(code.code)])
     .where('user_id', '=', userId)
     .where('used_at', 'is', null)
     .executeTakeFirst();
@@ -146,10 +158,12 @@ export async function confirmTotp(
   const code = parseSecondFactorCode(rawCode, 'code', { recovery: false });
   const factor = await deps.db.selectFrom('totp_factors').selectAll().where('user_id', '=', userId).executeTakeFirst();
   if (!factor || factor.confirmed_at !== null) throw new AppError('mfa_conflict', factor ? 'two-factor authentication is already enabled' : 'no enrolment to confirm - POST /me/mfa/totp first');
-  const attempt = await reserve(deps, userId, client);
+  // Not on the second step's run: this code is for a secret not yet in use, and no password guards this route,
+  // so a stolen token must not be able to run the owner's login step into its lock from here.
+  const attempt = await reserve(deps, userId, client, deps.mfaEnrolLockout);
   const step = matchTotpStep(openTotpSecret(factor, userId, deps.config), code.code, deps.clock.nowSeconds(), null);
   if (step === undefined) {
-    failed(deps, userId, client, attempt, 'wrong_code', 'confirm');
+    failed(deps, userId, client, attempt, 'wrong_code', 'confirm', 'mfa_enrol');
     throw new AppError('mfa_invalid', 'incorrect code');
   }
   await attempt.succeeded();
@@ -291,7 +305,7 @@ function failed(
   attempt: Pick<LoginAttempt, 'lockoutIfFailed'>,
   reason: string,
   purpose: string,
-  scope: 'mfa' | 'password_change' = 'mfa',
+  scope: 'mfa' | 'mfa_enrol' | 'password_change' = 'mfa',
 ): void {
   record(deps, userId, client, 'user.mfa_failed', { outcome: 'failure', reason, details: { purpose } });
   if (attempt.lockoutIfFailed) {

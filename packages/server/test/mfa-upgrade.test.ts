@@ -1,0 +1,49 @@
+/**
+ * Right after an upgrade (recovery codes stored as plain SHA-256, no recovery_code_hmac secret yet), the first
+ * recovery-code logins create the secret. They must do it outside the login's transaction: created inside it, a
+ * second login racing the first aborted its PostgreSQL transaction on the unique violation (a 500).
+ */
+import { createHash } from 'node:crypto';
+import { Secret, TOTP } from 'otpauth';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { json, signedInVerifiedUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const legacy = (code: string) => createHash('sha256').update(code.replace(/[\s-]/g, '').toLowerCase()).digest('hex');
+
+describe.each(testDialects())('legacy recovery codes right after the upgrade [%s]', (dialect) => {
+  let test: TestApp;
+  beforeAll(async () => {
+    test = await startTestApp(dialect);
+  });
+  afterAll(async () => {
+    await test?.close();
+  });
+
+  it('eight users finishing a login with a legacy recovery code at the same moment all get in', async () => {
+    const users = [];
+    for (const email of Array.from({ length: 8 }, (_, i) => `rc-${i}@example.com`)) {
+      const user = await signedInVerifiedUser(test, email);
+      const secret: string = json(await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: bearer(user.token) })).data.secret;
+      const code = TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() });
+      expect((await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: bearer(user.token), payload: { code } })).statusCode).toBe(200);
+      users.push({ ...user, email });
+    }
+    // As before the upgrade: plain SHA-256 codes and no HMAC secret.
+    await test.deps.db.deleteFrom('recovery_codes').execute();
+    for (const [index, user] of users.entries()) {
+      await test.deps.db.insertInto('recovery_codes').values({ code_hash: legacy(`aaaaa-bbbb${"cdefghjk"[index]}`), user_id: user.id, created_at: 0, used_at: null }).execute();
+    }
+    await test.deps.db.deleteFrom('server_secrets').where('name', '=', 'recovery_code_hmac').execute();
+    await test.restart();
+    const tickets = [];
+    for (const user of users) {
+      const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: STRONG_PASSWORD } });
+      tickets.push(json(login).data.mfa_ticket);
+    }
+    const results = await Promise.all(
+      tickets.map((ticket, index) => test.app.inject({ method: 'POST', url: '/login/mfa', payload: { mfa_ticket: ticket, code: `aaaaa-bbbb${"cdefghjk"[index]}` } })),
+    );
+    expect(results.map((r) => `${r.statusCode} ${r.statusCode >= 400 ? r.body : ''}`)).toEqual(Array(users.length).fill('201 '));
+  });
+});
