@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, EmailTokensTable } from '../storage/schema.ts';
+import { isPostgres } from '../storage/users.ts';
 
 export type EmailTokenPurpose = EmailTokensTable['purpose'];
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -65,6 +66,11 @@ export async function findLiveEmailToken(db: Executor, token: string, purpose: E
  * one gets the row. Undefined when it is unknown, of another purpose, expired or already used.
  */
 export async function spendEmailToken(db: Executor, token: string, purpose: EmailTokenPurpose, now: number): Promise<EmailTokenRow | undefined> {
+  if (db.isTransaction && isPostgres(db)) {
+    // Lock order: the user's row, then its tokens, in every transaction that spends them (see lockTokenOwner).
+    const owner = await db.selectFrom('email_tokens').select('user_id').where('token_hash', '=', hashEmailToken(token)).executeTakeFirst();
+    if (owner) await lockTokenOwner(db, Number(owner.user_id));
+  }
   const row = await db
     .updateTable('email_tokens')
     .set({ used_at: now })
@@ -77,8 +83,24 @@ export async function spendEmailToken(db: Executor, token: string, purpose: Emai
   return row ? { ...row, user_id: Number(row.user_id) } : undefined;
 }
 
+/**
+ * PostgreSQL: takes the user's row lock (held to the end of the transaction). Every transaction that
+ * spends email tokens takes it before touching any token row (a reset, an email-change confirmation,
+ * an admin's change of the address), so two of them queue on the user instead of each holding a token
+ * row the other needs next: without it, two reset links redeemed at once deadlocked (40P01, a 500).
+ */
+async function lockTokenOwner(db: Executor, userId: number): Promise<void> {
+  await db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().executeTakeFirst();
+}
+
 /** Spends every other live token of the user for this purpose (a reset used, an address changed). */
 export async function spendUserEmailTokens(db: Executor, userId: number, purpose: EmailTokenPurpose, now: number): Promise<void> {
+  if (isPostgres(db)) {
+    // A multi-row UPDATE outside a transaction could hold one token row while waiting for another that a
+    // reset holds (which then waits for the first): in a transaction of its own, after the user's lock.
+    if (!db.isTransaction) return db.transaction().execute((trx) => spendUserEmailTokens(trx, userId, purpose, now));
+    await lockTokenOwner(db, userId);
+  }
   await db.updateTable('email_tokens').set({ used_at: now }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).execute();
 }
 

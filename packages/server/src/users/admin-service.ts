@@ -8,6 +8,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditActor, AuditLog, RequestContext } from '../audit/events.ts';
 import { addresseeName } from '../auth/email-common.ts';
+import { spendUserEmailTokens } from '../auth/email-tokens.ts';
 import { announceRevocations, type RevocationReason } from '../auth/revocation.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
@@ -226,6 +227,11 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
       if (Object.keys(set).length === 0) return { before, after: before, diff: undefined, revoked: [] };
 
       const after = await updateUserRow(trx, id, { ...set, updated_at: now });
+      if (set.email !== undefined) {
+        // As after the owner's own change: links mailed before the move (a verification or a reset to the old
+        // address, a pending move to a third one, perhaps a thief's) must not prove, reset or undo anything now.
+        for (const purpose of ['verify_email', 'reset_password', 'change_email'] as const) await spendUserEmailTokens(trx, id, purpose, now);
+      }
       const rolesRemoved = changes.roles !== undefined && beforeRoles.some((role) => !changes.roles!.includes(role));
       // A token carries the roles and the email; a disabled account must not come back to old sessions when enabled.
       const reason: RevocationReason | undefined =
