@@ -7,7 +7,7 @@
 import { Secret, TOTP } from 'otpauth';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createClient } from '../../server/src/clients/clients.ts';
-import { startListeningTestApp, STRONG_PASSWORD, testDialects, type TestApp } from '../../server/test/helpers.ts';
+import { markEmailVerified, startListeningTestApp, STRONG_PASSWORD, testDialects, type TestApp } from '../../server/test/helpers.ts';
 import {
   createGatehouseClient,
   GatehouseError,
@@ -288,6 +288,7 @@ describe.each(testDialects())('@gatehouse/client against a live Gatehouse [%s]',
   /** A new account with TOTP on (enabled through a client of its own, then logged out). */
   async function withTotp(options: Partial<GatehouseClientOptions> = {}) {
     const { gatehouse, email } = await signedIn(options);
+    await markEmailVerified(test, email); // only a proved address may add a sign-in factor
     const factor = await enableTotp(test, gatehouse);
     await gatehouse.logout();
     hits = new Map();
@@ -436,6 +437,7 @@ describe.each(testDialects())('@gatehouse/client when Gatehouse refuses or is aw
       const email = 'locked-mfa@example.com';
       await gatehouse.signup({ name: 'Locked', email, password: STRONG_PASSWORD });
       await gatehouse.login({ email, password: STRONG_PASSWORD });
+      await markEmailVerified(locking.test, email);
       const { secret } = await enableTotp(locking.test, gatehouse);
       await gatehouse.logout();
 
