@@ -63,6 +63,10 @@ export interface Deps {
   adminPromotion: { email: string; outcome: 'promoted' | 'already_admin' | 'no_such_user' } | undefined;
   /** Server secret from which each refresh token's child is derived (retry grace). */
   refreshDerivationSecret: Buffer;
+  /** Server secret the WebAuthn user handles are derived under (an HMAC of the user id). */
+  webauthnUserHandleSecret: Buffer;
+  /** Server secret recovery codes are hashed under (an HMAC of the user id and the code). */
+  recoveryCodeSecret: Buffer;
   close(): Promise<void>;
 }
 
@@ -106,10 +110,14 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
     const { createdDatabase } = migration;
     const db = database.kysely;
     const keys = await openKeyStore({ db, clock, config });
-    const refreshDerivationSecret = await loadServerSecret(
-      { db, clock, keyEncryptionSecret: config.keyEncryptionSecret, keyEncryptionSecretPrevious: config.keyEncryptionSecretPrevious },
-      'refresh-token-derivation',
-    );
+    // Loaded (or created) once, here, outside any request's transaction: creating one inside a transaction
+    // could abort it on PostgreSQL when another instance creates the same secret at that moment.
+    const secretDeps = { db, clock, keyEncryptionSecret: config.keyEncryptionSecret, keyEncryptionSecretPrevious: config.keyEncryptionSecretPrevious };
+    const [refreshDerivationSecret, webauthnUserHandleSecret, recoveryCodeSecret] = await Promise.all([
+      loadServerSecret(secretDeps, 'refresh-token-derivation'),
+      loadServerSecret(secretDeps, 'webauthn_user_handle'),
+      loadServerSecret(secretDeps, 'recovery_code_hmac'),
+    ]);
     const adminPromotion = config.adminEmail ? { email: config.adminEmail, outcome: await promoteAdmin({ db, clock }, config.adminEmail) } : undefined;
     const denylist = createDenylist({ db, clock, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds });
     await denylist.sync();
@@ -156,8 +164,9 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
         maxFailures: loginMaxFailures,
         maxFailuresPerAccount: loginMaxFailuresPerAccount,
         scope: 'mfa',
-        // Every code checked behind a session (re-authentication, disable, regenerate, confirm) is on the
-        // second step's run of wrong codes: a session without a second factor is no way around its lock.
+        // Every code checked behind a session once its password was right (re-authentication, disable,
+        // regenerate, moving the address) is on the second step's run of wrong codes: a session without a
+        // second factor is no way around its lock. (Confirming an enrolment is on mfaEnrolLockout.)
         streak: SECOND_STEP_STREAK,
         streakScope: 'mfa-login',
       }),
@@ -179,6 +188,8 @@ export async function createDeps(config: Readonly<Config>, overrides: DepsOverri
       userStatus: createUserStatusCache({ db, clock }),
       clientStatus: createClientStatusCache({ db, clock }),
       refreshDerivationSecret,
+      webauthnUserHandleSecret,
+      recoveryCodeSecret,
       adminPromotion,
       audit,
       mailer,

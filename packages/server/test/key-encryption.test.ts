@@ -10,7 +10,8 @@ import { json, openTestApp, signedInUser, startTestApp, testDialects, type TestA
 const run = promisify(execFile);
 const FIRST_SECRET = 'the-first-key-encryption-secret-0123456789';
 const SECOND_SECRET = 'the-second-key-encryption-secret-9876543210';
-const SERVER_SECRET_NAME = 'refresh-token-derivation';
+// Created at the first start, ordered by name: refresh-token children, recovery-code hashes, WebAuthn user handles.
+const SERVER_SECRET_NAMES = ['recovery_code_hmac', 'refresh-token-derivation', 'webauthn_user_handle'];
 
 function refresh(app: FastifyInstance, refreshToken: string) {
   return app.inject({ method: 'POST', url: '/token/refresh', payload: { refresh_token: refreshToken } });
@@ -95,7 +96,7 @@ describe.each(testDialects())('keys and secrets encrypted at rest [%s]', (dialec
     const encrypted = await open({ KEY_ENCRYPTION_SECRET: FIRST_SECRET }, plain);
     const after = await readRows(encrypted);
     expect(after.keys.map((key) => key.kid)).toEqual(before.keys.map((key) => key.kid));
-    expect(after.secrets.map((secret) => secret.name)).toEqual([SERVER_SECRET_NAME]);
+    expect(after.secrets.map((secret) => secret.name)).toEqual(SERVER_SECRET_NAMES);
     expectAllUnder(after, FIRST_SECRET, plaintexts);
 
     // Signed before, by the key now retired: still verifies.
@@ -126,8 +127,8 @@ describe.each(testDialects())('keys and secrets encrypted at rest [%s]', (dialec
     // Step 2: the command.
     const result = await cli(both, 'keys', 'reencrypt');
     expect(result.stdout).toBe(
-      're-encrypted under KEY_ENCRYPTION_SECRET: 1 signing keys, 1 server secrets, 0 TOTP secrets ' +
-        '(were plaintext: 0, under KEY_ENCRYPTION_SECRET_PREVIOUS: 2, already under KEY_ENCRYPTION_SECRET: 0)\n',
+      're-encrypted under KEY_ENCRYPTION_SECRET: 1 signing keys, 3 server secrets, 0 TOTP secrets ' +
+        '(were plaintext: 0, under KEY_ENCRYPTION_SECRET_PREVIOUS: 4, already under KEY_ENCRYPTION_SECRET: 0)\n',
     );
     for (const output of [result.stdout, result.stderr]) {
       expect(output).not.toContain(FIRST_SECRET);
@@ -164,7 +165,7 @@ describe.each(testDialects())('keys and secrets encrypted at rest [%s]', (dialec
     expect(noSecret).toMatchObject({ code: 1, stderr: expect.stringContaining('needs KEY_ENCRYPTION_SECRET') });
 
     const sealed = await cli({ KEY_ENCRYPTION_SECRET: FIRST_SECRET }, 'keys', 'reencrypt');
-    expect(sealed.stdout).toContain('1 signing keys, 1 server secrets, 0 TOTP secrets (were plaintext: 2,');
+    expect(sealed.stdout).toContain('1 signing keys, 3 server secrets, 0 TOTP secrets (were plaintext: 4,');
 
     const wrong = { KEY_ENCRYPTION_SECRET: SECOND_SECRET, KEY_ENCRYPTION_SECRET_PREVIOUS: 'neither-of-them-but-at-least-32-bytes-long' };
     const refused = await cli(wrong, 'keys', 'reencrypt').catch((error: { code: number; stderr: string; stdout: string }) => error);

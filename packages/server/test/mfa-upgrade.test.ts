@@ -1,7 +1,7 @@
 /**
- * Right after an upgrade (recovery codes stored as plain SHA-256, no recovery_code_hmac secret yet), the first
- * recovery-code logins create the secret. They must do it outside the login's transaction: created inside it, a
- * second login racing the first aborted its PostgreSQL transaction on the unique violation (a 500).
+ * After an upgrade, recovery codes stored as plain SHA-256 by earlier versions keep working, for many users
+ * finishing a login at once; the keyed hash's server secret is created at start, never inside a login's
+ * transaction (created there, a racing login aborted on PostgreSQL: a 500).
  */
 import { createHash } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';

@@ -8,7 +8,6 @@ import { AppError, isAppError } from '../errors.ts';
 import type { JobOptions, PasswordHasher } from '../passwords/index.ts';
 import type { Database } from '../storage/schema.ts';
 import { findUserById } from '../storage/users.ts';
-import { loadServerSecret } from '../keys/server-secret.ts';
 import {
   generateRecoveryCodes,
   generateTotpSecret,
@@ -27,6 +26,8 @@ export interface MfaDeps {
   clock: Clock;
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious' | 'totpIssuer'>;
   audit: Pick<AuditLog, 'record'>;
+  /** The server secret recovery codes are hashed under (loaded at start). */
+  recoveryCodeSecret: Buffer;
 }
 
 export interface MfaManagementDeps extends MfaDeps, Pick<SecurityNoticeDeps, 'mailer' | 'shared'> {
@@ -52,26 +53,6 @@ export const AMR_OF: Record<SecondFactorMethod, readonly string[]> = {
   recovery_code: ['pwd', 'mfa'],
 };
 
-const recoveryKeys = new WeakMap<Kysely<Database>, Promise<Buffer>>();
-
-/**
- * The server secret recovery codes are hashed under (created at first use, shared through the database).
- * Always from the root connection, never inside a caller's transaction: creating it there could abort that
- * transaction (PostgreSQL) when another instance creates it at the same moment.
- */
-export function recoveryCodeKey(deps: MfaDeps): Promise<Buffer> {
-  let key = recoveryKeys.get(deps.db);
-  if (!key) {
-    key = loadServerSecret(
-      { db: deps.db, clock: deps.clock, keyEncryptionSecret: deps.config.keyEncryptionSecret, keyEncryptionSecretPrevious: deps.config.keyEncryptionSecretPrevious },
-      'recovery_code_hmac',
-    );
-    recoveryKeys.set(deps.db, key);
-    key.catch(() => recoveryKeys.delete(deps.db));
-  }
-  return key;
-}
-
 export async function hasConfirmedTotp(db: Kysely<Database>, userId: number): Promise<boolean> {
   const row = await db.selectFrom('totp_factors').select('user_id').where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst();
   return row !== undefined;
@@ -82,13 +63,7 @@ export async function hasConfirmedTotp(db: Kysely<Database>, userId: number): Pr
  * last_used_step forward (a conditional update, so two requests racing with one code cannot
  * both win), a recovery code is marked used. Undefined: wrong, replayed or spent.
  */
-export async function spendSecondFactor(
-  deps: MfaDeps,
-  userId: number,
-  code: SecondFactorCode,
-  /** Resolved beforehand (recoveryCodeKey) when deps.db is a transaction. */
-  recoveryKey?: Buffer,
-): Promise<SecondFactorMethod | undefined> {
+export async function spendSecondFactor(deps: MfaDeps, userId: number, code: SecondFactorCode): Promise<SecondFactorMethod | undefined> {
   const factor = await deps.db.selectFrom('totp_factors').selectAll().where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst();
   if (!factor) return undefined;
   const now = deps.clock.nowSeconds();
@@ -106,7 +81,7 @@ export async function spendSecondFactor(
   const result = await deps.db
     .updateTable('recovery_codes')
     .set({ used_at: now })
-    .where('code_hash', 'in', [hashRecoveryCode(code.code, userId, recoveryKey ?? (await recoveryCodeKey(deps))), legacyRecoveryCodeHash(code.code)])
+    .where('code_hash', 'in', [hashRecoveryCode(code.code, userId, deps.recoveryCodeSecret), legacyRecoveryCodeHash(code.code)])
     .where('user_id', '=', userId)
     .where('used_at', 'is', null)
     .executeTakeFirst();
@@ -169,7 +144,6 @@ export async function confirmTotp(
   await attempt.succeeded();
   const now = deps.clock.nowSeconds();
   const codes = generateRecoveryCodes();
-  const key = await recoveryCodeKey(deps); // before the transaction: it may have to create the secret
   await deps.db.transaction().execute(async (trx) => {
     // Only over the enrolment whose secret was just checked: a re-enrolment racing it wins.
     const confirmed = await trx
@@ -180,7 +154,7 @@ export async function confirmTotp(
       .where('secret', '=', factor.secret)
       .executeTakeFirst();
     if (Number(confirmed.numUpdatedRows) !== 1) throw new AppError('mfa_conflict', 'the enrolment changed while this code was checked');
-    await replaceRecoveryCodes(trx, userId, codes, key, now);
+    await replaceRecoveryCodes(trx, userId, codes, deps.recoveryCodeSecret, now);
   });
   record(deps, userId, client, 'user.mfa_enable', { details: { method: 'totp', recovery_codes: codes.length } });
   notifySecurityEvent(deps, userId, 'totp_enabled');
@@ -216,8 +190,7 @@ export async function regenerateRecoveryCodes(
 ): Promise<string[]> {
   await checkPasswordAndCode(deps, userId, input, client, 'regenerate', options);
   const codes = generateRecoveryCodes();
-  const key = await recoveryCodeKey(deps);
-  await deps.db.transaction().execute((trx) => replaceRecoveryCodes(trx, userId, codes, key, deps.clock.nowSeconds()));
+  await deps.db.transaction().execute((trx) => replaceRecoveryCodes(trx, userId, codes, deps.recoveryCodeSecret, deps.clock.nowSeconds()));
   record(deps, userId, client, 'user.recovery_codes_regenerate', { details: { recovery_codes: codes.length } });
   notifySecurityEvent(deps, userId, 'recovery_codes_regenerated');
   return codes;

@@ -7,7 +7,7 @@ import { startSession, type SessionClient } from '../auth/sessions.ts';
 import type { RequestContext } from '../audit/events.ts';
 import { findUserById } from '../storage/users.ts';
 import { toPublicUser } from '../users/user.ts';
-import { AMR_OF, recoveryCodeKey, spendSecondFactor, type MfaDeps, type SecondFactorMethod } from './factors.ts';
+import { AMR_OF, spendSecondFactor, type MfaDeps, type SecondFactorMethod } from './factors.ts';
 import { generateTicket, hashTicket, parseSecondFactorCode, passwordCheck } from './totp.ts';
 
 /** How long the second step of a login may take: enough to open an app and type six digits. */
@@ -127,11 +127,10 @@ export async function completeMfaLogin(
   // recovery code for nothing; a wrong code rolls the claim back (the ticket keeps its remaining tries).
   let outcome: SecondFactorMethod | 'ticket_spent' | undefined;
   try {
-    const recoveryKey = code.kind === 'recovery' ? await recoveryCodeKey(deps) : undefined;
     outcome = await deps.db.transaction().execute(async (trx) => {
       const claimed = await trx.updateTable('mfa_tickets').set({ used_at: now }).where('ticket_hash', '=', ticketHash).where('used_at', 'is', null).executeTakeFirst();
       if (Number(claimed.numUpdatedRows) !== 1) return 'ticket_spent' as const;
-      const method = await spendSecondFactor({ ...deps, db: trx }, userId, code, recoveryKey);
+      const method = await spendSecondFactor({ ...deps, db: trx }, userId, code);
       if (!method) throw WRONG_CODE;
       return method;
     });

@@ -8,15 +8,12 @@ import type {
   VerifiedAuthenticationResponse,
   VerifiedRegistrationResponse,
 } from '@simplewebauthn/server';
-import type { Kysely } from 'kysely';
 import type { AuditLog, RequestContext } from '../audit/events.ts';
 import { notifySecurityEvent, type SecurityNoticeDeps } from '../auth/security-notices.ts';
 import { startSession, type SessionClient, type SessionDeps, type SessionTokens } from '../auth/sessions.ts';
 import type { CounterStore } from '../abuse/counter-store.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { loadServerSecret } from '../keys/server-secret.ts';
-import type { Database } from '../storage/schema.ts';
 import { findUserById, type UserRow } from '../storage/users.ts';
 import { toPublicUser, type PublicUser } from '../users/user.ts';
 
@@ -39,10 +36,12 @@ export const MAX_PASSKEYS_PER_USER = 20;
 const MAX_OPEN_REGISTRATIONS = 5;
 
 export interface PasskeyDeps extends SessionDeps {
-  config: Pick<Config, 'jwt' | 'sessions' | 'webauthn' | 'requireEmailVerification' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>;
+  config: Pick<Config, 'jwt' | 'sessions' | 'webauthn' | 'requireEmailVerification'>;
   audit: Pick<AuditLog, 'record'>;
   shared: { counters: CounterStore };
   mailer: SecurityNoticeDeps['mailer'];
+  /** The server secret user handles are derived under (loaded at start). */
+  webauthnUserHandleSecret: Buffer;
 }
 
 export interface PasskeySummary {
@@ -80,25 +79,14 @@ function parseTransports(text: string): AuthenticatorTransport[] {
   }
 }
 
-const handleSecrets = new WeakMap<Kysely<Database>, Promise<Buffer>>();
-
 /**
  * The WebAuthn user handle of a user: the same for each of their passkeys (an authenticator then
  * replaces an old credential for the account instead of piling them up), opaque (an HMAC of the id
  * under a server secret: it tells an authenticator's reader nothing, not even the user id), and
  * derivable again at registration's second step without storing anything in between.
  */
-async function userHandle(deps: PasskeyDeps, userId: number): Promise<Uint8Array<ArrayBuffer>> {
-  let secret = handleSecrets.get(deps.db);
-  if (!secret) {
-    secret = loadServerSecret(
-      { db: deps.db, clock: deps.clock, keyEncryptionSecret: deps.config.keyEncryptionSecret, keyEncryptionSecretPrevious: deps.config.keyEncryptionSecretPrevious },
-      'webauthn_user_handle',
-    );
-    handleSecrets.set(deps.db, secret);
-    secret.catch(() => handleSecrets.delete(deps.db));
-  }
-  const digest = createHmac('sha256', await secret).update(`webauthn-user:${userId}`).digest();
+function userHandle(deps: PasskeyDeps, userId: number): Uint8Array<ArrayBuffer> {
+  const digest = createHmac('sha256', deps.webauthnUserHandleSecret).update(`webauthn-user:${userId}`).digest();
   return new Uint8Array(digest.buffer.slice(digest.byteOffset, digest.byteOffset + digest.byteLength) as ArrayBuffer);
 }
 
@@ -165,7 +153,7 @@ export async function registrationOptions(deps: PasskeyDeps, userId: number): Pr
     rpID: deps.config.webauthn.rpId,
     userName: user.email,
     userDisplayName: user.name,
-    userID: await userHandle(deps, userId),
+    userID: userHandle(deps, userId),
     timeout: CHALLENGE_TTL_SECONDS * 1000,
     // No attestation: we trust no vendor list, and asking would only add a consent prompt.
     attestationType: 'none',
@@ -206,7 +194,7 @@ export async function registerPasskey(
   await activeUser(deps, userId);
   const now = deps.clock.nowSeconds();
   const name = input.name?.trim() || `Passkey ${isoTime(now).slice(0, 10)}`;
-  const handle = Buffer.from(await userHandle(deps, userId)).toString('base64url');
+  const handle = Buffer.from(userHandle(deps, userId)).toString('base64url');
   const transports = JSON.stringify(credential.transports ?? input.response.response.transports ?? []);
   const row = await deps.db
     .insertInto('passkeys')
