@@ -78,8 +78,7 @@ export async function changePassword(
   }
   // Links asked for before the change (a reset, a move to another address) may be the thief's: spent.
   const now = deps.clock.nowSeconds();
-  await spendUserEmailTokens(deps.db, user.id, 'reset_password', now);
-  await spendUserEmailTokens(deps.db, user.id, 'change_email', now);
+  await spendUserEmailTokens(deps.db, user.id, ['reset_password', 'change_email'], now);
   const revoked = await revokeAndDeny(deps, { userId: user.id, exceptSessionId: auth.sessionId }, 'password_change');
   audit({ details: { session_id: auth.sessionId, revoked_sessions: revoked.length } });
   if (auth.amr.includes('mfa')) await deps.mfaLoginLockout.forget(`user:${user.id}`);

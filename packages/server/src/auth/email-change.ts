@@ -80,9 +80,7 @@ export async function confirmEmailChange(deps: EmailChangeDeps, token: string, c
         .where('id', '=', before.id)
         .execute();
       // Other pending changes and links to the old address are void now.
-      await spendUserEmailTokens(trx, spent.user_id, 'change_email', now);
-      await spendUserEmailTokens(trx, spent.user_id, 'verify_email', now);
-      await spendUserEmailTokens(trx, spent.user_id, 'reset_password', now);
+      await spendUserEmailTokens(trx, spent.user_id, ['change_email', 'verify_email', 'reset_password'], now);
       const revoked = await revokeSessions(trx, { userId: spent.user_id }, now, 'email_changed');
       return { before, email: spent.email, revoked };
     });

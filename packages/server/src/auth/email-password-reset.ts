@@ -1,8 +1,8 @@
 import type { RequestContext } from '../audit/events.ts';
-import { AppError, invalidInput } from '../errors.ts';
+import { invalidInput } from '../errors.ts';
 import type { JobOptions, PasswordHasher, PasswordPolicy } from '../passwords/index.ts';
 import { revokeSessions } from '../storage/sessions.ts';
-import { findUserById, findUserByNormalizedEmail, findUserForUpdate, takeSqliteWriteLock } from '../storage/users.ts';
+import { findUserById, findUserByNormalizedEmail, takeSqliteWriteLock } from '../storage/users.ts';
 import { normalizeEmail } from '../users/user.ts';
 import { notifySecurityEvent } from './security-notices.ts';
 import { addresseeName, countClientRequest, emailLink, linkInvalid, mayMailAddress, withContext, type EmailFlowDeps } from './email-common.ts';
@@ -76,11 +76,8 @@ export async function resetPassword(
   const passwordHash = await deps.hasher.hash(newPassword, options);
 
   const now = deps.clock.nowSeconds();
-  const revoked = await retryOnLockConflict(() => deps.db.transaction().execute(async (trx) => {
+  const revoked = await deps.db.transaction().execute(async (trx) => {
     await takeSqliteWriteLock(trx);
-    // The user's row first (PostgreSQL), then the tokens: the lock order of every transaction that spends
-    // a user's tokens, so two links of one user redeemed at once queue here instead of deadlocking.
-    await findUserForUpdate(trx, Number(user.id));
     // Spent here, in the same transaction as the change: of two resets racing with one link exactly one applies.
     const spent = await spendEmailToken(trx, input.token, 'reset_password', now);
     if (!spent) return undefined;
@@ -105,12 +102,11 @@ export async function resetPassword(
         await trx.deleteFrom(table).where('user_id', '=', Number(user.id)).execute();
       }
     }
-    await spendUserEmailTokens(trx, Number(user.id), 'reset_password', now);
-    // A pending move to another address may be the very takeover this reset recovers from.
-    await spendUserEmailTokens(trx, Number(user.id), 'change_email', now);
+    // The user's other reset links, and a pending move to another address: it may be the very takeover this reset recovers from.
+    await spendUserEmailTokens(trx, Number(user.id), ['reset_password', 'change_email'], now);
     const reason: RevocationReason = 'password_reset';
     return revokeSessions(trx, { userId: Number(user.id) }, now, reason);
-  }));
+  });
   if (revoked === undefined) throw linkInvalid();
   if (revoked === 'changed') {
     audit(Number(user.id), { outcome: 'failure', reason: 'changed_meanwhile' });
@@ -118,28 +114,8 @@ export async function resetPassword(
   }
   announceRevocations(deps, revoked, now);
   audit(Number(user.id), { details: { revoked_sessions: revoked.length } });
-  // The second step's run of wrong codes is NOT forgotten here (a password change forgets it): a reset
+  // The second step's run of wrong codes is NOT forgotten here (a change from a session with a second factor is): a reset
   // proves the mailbox only, and whoever reads it could otherwise reset, guess ten codes, reset again.
   notifySecurityEvent(deps, Number(user.id), 'password_reset');
   return { userId: Number(user.id), revokedSessions: revoked.length };
-}
-
-/** PostgreSQL's deadlock_detected and serialization_failure: the transaction rolled back whole, and may run again. */
-const LOCK_CONFLICT_CODES = new Set(['40P01', '40001']);
-const LOCK_CONFLICT_ATTEMPTS = 3;
-
-/**
- * Runs the transaction again when PostgreSQL chose it as a deadlock or serialization victim (nothing of it
- * committed; the rerun sees what the winner committed, e.g. its link spent, and answers link_invalid). Should
- * it keep losing, 503 with Retry-After: never a 500 for a conflict the client did not cause.
- */
-async function retryOnLockConflict<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await run();
-    } catch (error) {
-      if (!LOCK_CONFLICT_CODES.has(String((error as { code?: unknown } | null)?.code))) throw error;
-      if (attempt >= LOCK_CONFLICT_ATTEMPTS) throw new AppError('unavailable', 'database lock conflict', { retryAfterSeconds: 1 }, { cause: error });
-    }
-  }
 }

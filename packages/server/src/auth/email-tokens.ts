@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, EmailTokensTable } from '../storage/schema.ts';
-import { isPostgres } from '../storage/users.ts';
+import { findUserForUpdate, isPostgres } from '../storage/users.ts';
 
 export type EmailTokenPurpose = EmailTokensTable['purpose'];
 type Executor = Kysely<Database> | Transaction<Database>;
@@ -67,9 +67,9 @@ export async function findLiveEmailToken(db: Executor, token: string, purpose: E
  */
 export async function spendEmailToken(db: Executor, token: string, purpose: EmailTokenPurpose, now: number): Promise<EmailTokenRow | undefined> {
   if (db.isTransaction && isPostgres(db)) {
-    // Lock order: the user's row, then its tokens, in every transaction that spends them (see lockTokenOwner).
+    // Lock order: the user's row, then its tokens, in every transaction that spends them (see LOCK ORDER below).
     const owner = await db.selectFrom('email_tokens').select('user_id').where('token_hash', '=', hashEmailToken(token)).executeTakeFirst();
-    if (owner) await lockTokenOwner(db, Number(owner.user_id));
+    if (owner) await findUserForUpdate(db as Transaction<Database>, Number(owner.user_id));
   }
   const row = await db
     .updateTable('email_tokens')
@@ -83,25 +83,22 @@ export async function spendEmailToken(db: Executor, token: string, purpose: Emai
   return row ? { ...row, user_id: Number(row.user_id) } : undefined;
 }
 
-/**
- * PostgreSQL: takes the user's row lock (held to the end of the transaction). Every transaction that
- * spends email tokens takes it before touching any token row (a reset, an email-change confirmation,
- * an admin's change of the address), so two of them queue on the user instead of each holding a token
- * row the other needs next: without it, two reset links redeemed at once deadlocked (40P01, a 500).
+/*
+ * LOCK ORDER (PostgreSQL): every transaction that spends email tokens takes the user's row lock
+ * (findUserForUpdate) before touching any token row (a reset, an email-change confirmation, an admin's
+ * change of the address), so two of them queue on the user instead of each holding a token row the
+ * other needs next: without it, two reset links redeemed at once deadlocked (40P01, a 500).
  */
-async function lockTokenOwner(db: Executor, userId: number): Promise<void> {
-  await db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().executeTakeFirst();
-}
 
-/** Spends every other live token of the user for this purpose (a reset used, an address changed). */
-export async function spendUserEmailTokens(db: Executor, userId: number, purpose: EmailTokenPurpose, now: number): Promise<void> {
+/** Spends every other live token of the user for these purposes (a reset used, an address changed). */
+export async function spendUserEmailTokens(db: Executor, userId: number, purposes: readonly EmailTokenPurpose[], now: number): Promise<void> {
   if (isPostgres(db)) {
     // A multi-row UPDATE outside a transaction could hold one token row while waiting for another that a
     // reset holds (which then waits for the first): in a transaction of its own, after the user's lock.
-    if (!db.isTransaction) return db.transaction().execute((trx) => spendUserEmailTokens(trx, userId, purpose, now));
-    await lockTokenOwner(db, userId);
+    if (!db.isTransaction) return db.transaction().execute((trx) => spendUserEmailTokens(trx, userId, purposes, now));
+    await findUserForUpdate(db as Transaction<Database>, userId);
   }
-  await db.updateTable('email_tokens').set({ used_at: now }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).execute();
+  await db.updateTable('email_tokens').set({ used_at: now }).where('user_id', '=', userId).where('purpose', 'in', purposes).where('used_at', 'is', null).execute();
 }
 
 /** Links nobody can use any more (expired or spent): nothing reads them after that. Returns how many went. */

@@ -103,7 +103,7 @@ export async function verifyEmail(deps: EmailFlowDeps, token: string, context: R
     .where('email_normalized', '=', user.email_normalized)
     .where('email_verified_at', 'is', null)
     .execute();
-  await spendUserEmailTokens(deps.db, Number(user.id), 'verify_email', now);
+  await spendUserEmailTokens(deps.db, Number(user.id), ['verify_email'], now);
   deps.audit.record({
     action: 'user.email_verify',
     actor: { type: 'user', id: String(user.id) },

@@ -309,14 +309,17 @@ const CONNECTION_ERROR_MESSAGES = [
  * True when the error says the database cannot be reached or cannot serve now (a retry may succeed):
  * a dropped or refused PostgreSQL connection, SQLSTATE class 08 (connection exception), 57P01-57P03
  * (administrator shutdown, crash shutdown, cannot connect now), 53300 (too many connections),
- * 57014 (our statement_timeout cancelled a query, e.g. one stuck behind a lock), pg's own query timeout,
- * or a SQLite database still locked by another writer after busy_timeout.
+ * 57014 (our statement_timeout cancelled a query, e.g. one stuck behind a lock), 40P01 and 40001 (the
+ * transaction was rolled back whole to break a deadlock or a serialization conflict), pg's own query
+ * timeout, or a SQLite database still locked by another writer after busy_timeout.
  */
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (!error || typeof error !== 'object' || depth > 3) return false;
   const { code, message, cause, errors } = error as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
   if (typeof code === 'string') {
     if (CONNECTION_ERROR_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || code === '53300' || code === '57014') return true;
+    // The server rolled the transaction back to break a deadlock, or for serializability: nothing of it stayed.
+    if (code === '40P01' || code === '40001') return true;
     if (code.startsWith('SQLITE_BUSY')) return true;
   }
   if (typeof message === 'string' && CONNECTION_ERROR_MESSAGES.some((known) => message.startsWith(known))) return true;

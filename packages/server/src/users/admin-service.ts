@@ -230,7 +230,7 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
       if (set.email !== undefined) {
         // As after the owner's own change: links mailed before the move (a verification or a reset to the old
         // address, a pending move to a third one, perhaps a thief's) must not prove, reset or undo anything now.
-        for (const purpose of ['verify_email', 'reset_password', 'change_email'] as const) await spendUserEmailTokens(trx, id, purpose, now);
+        await spendUserEmailTokens(trx, id, ['verify_email', 'reset_password', 'change_email'], now);
       }
       const rolesRemoved = changes.roles !== undefined && beforeRoles.some((role) => !changes.roles!.includes(role));
       // A token carries the roles and the email; a disabled account must not come back to old sessions when enabled.
