@@ -11,14 +11,13 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
-import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminConsole, consoleDist } from '../../admin-console/build.mjs';
 import { createClient } from '../src/clients/clients.ts';
 import { ADMIN_CONSOLE_CSP, adminConsoleRoutes, findAdminConsoleDist } from '../src/http/routes/admin-console.ts';
 import { EXPECTED_SECURITY_HEADERS } from './expected-headers.ts';
-import { json, loginUser, markEmailVerified, signedInAdmin, signedInUser, signupUser, STRONG_PASSWORD, startListeningTestApp, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { enableTotp, json, loginUser, signedInAdmin, totpAt, signedInUser, signupUser, STRONG_PASSWORD, startListeningTestApp, startTestApp, testDialects, type TestApp } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -195,8 +194,7 @@ describe.skipIf(!runsInBrowser)('[browser] the admin console in Chromium', () =>
     }
 
     /** The code an authenticator app shows at the server's clock (computed by otpauth, not by Gatehouse). */
-    const codeAt = (secret: string, stepsFromNow = 0) =>
-      TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() + stepsFromNow * 30_000 });
+    const codeAt = (secret: string, stepsFromNow = 0) => totpAt(test, secret, stepsFromNow);
 
     /**
      * An admin with TOTP turned on over the HTTP API (enrol, confirm with a code); the server's clock
@@ -204,15 +202,7 @@ describe.skipIf(!runsInBrowser)('[browser] the admin console in Chromium', () =>
      */
     async function adminWithTotp(email: string) {
       const admin = await signedInAdmin(test, email);
-      await markEmailVerified(test, email);
-      const authorization = `Bearer ${admin.token}`;
-      const enrolment = await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: { authorization } });
-      expect(enrolment.statusCode, enrolment.body).toBe(200);
-      const secret: string = json(enrolment).data.secret;
-      const confirmed = await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: { authorization }, payload: { code: codeAt(secret) } });
-      expect(confirmed.statusCode, confirmed.body).toBe(200);
-      test.clock.advanceSeconds(30);
-      return { ...admin, secret, recoveryCodes: json(confirmed).data.recovery_codes as string[] };
+      return { ...admin, ...(await enableTotp(test, { email, token: admin.token })) };
     }
 
     const fetchAs = (token: string, path: string, init: RequestInit = {}) =>

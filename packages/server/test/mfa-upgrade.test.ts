@@ -4,11 +4,9 @@
  * transaction (created there, a racing login aborted on PostgreSQL: a 500).
  */
 import { createHash } from 'node:crypto';
-import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { json, signedInVerifiedUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
+import { enableTotp, json, signedInUser, startTestApp, STRONG_PASSWORD, testDialects, type TestApp } from './helpers.ts';
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const legacy = (code: string) => createHash('sha256').update(code.replace(/[\s-]/g, '').toLowerCase()).digest('hex');
 
 describe.each(testDialects())('legacy recovery codes right after the upgrade [%s]', (dialect) => {
@@ -23,10 +21,8 @@ describe.each(testDialects())('legacy recovery codes right after the upgrade [%s
   it('eight users finishing a login with a legacy recovery code at the same moment all get in', async () => {
     const users = [];
     for (const email of Array.from({ length: 8 }, (_, i) => `rc-${i}@example.com`)) {
-      const user = await signedInVerifiedUser(test, email);
-      const secret: string = json(await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: bearer(user.token) })).data.secret;
-      const code = TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() });
-      expect((await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: bearer(user.token), payload: { code } })).statusCode).toBe(200);
+      const user = await signedInUser(test.app, email);
+      await enableTotp(test, { email, token: user.token });
       users.push({ ...user, email });
     }
     // As before the upgrade: plain SHA-256 codes and no HMAC secret.

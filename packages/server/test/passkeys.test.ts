@@ -7,11 +7,10 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { decodeJwt } from 'jose';
-import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CHALLENGE_TTL_SECONDS, PASSKEY_LOGIN_MAX_ATTEMPTS } from '../src/passkeys/passkeys.ts';
-import { createTestDatabase, expectErrorEnvelope, json, markEmailVerified, openTestApp, signedInUser, signedInVerifiedUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
+import { createTestDatabase, enableTotp, expectErrorEnvelope, json, markEmailVerified, totpAt, openTestApp, signedInUser, signedInVerifiedUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
 import { FLAGS, SoftAuthenticator } from './soft-authenticator.ts';
 
 const ORIGIN = 'https://login.example.test';
@@ -470,22 +469,13 @@ describe.skipIf(!runsInBrowser)('[browser] passkeys in Chromium with its virtual
     }, 120_000);
 
     /** The code an authenticator app shows at the server's (injected) clock, computed by otpauth, not by Gatehouse. */
-    const codeAt = (secret: string, stepsFromNow = 0) =>
-      TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: test.clock.now().getTime() + stepsFromNow * 30_000 });
+    const codeAt = (secret: string, stepsFromNow = 0) => totpAt(test, secret, stepsFromNow);
 
     it('signs in a user with TOTP on: password, then the code (a wrong one refused on the same ticket), then adds a passkey on that sign-in', async () => {
       const email = 'totp-browser@example.com';
       const user = await signedInUser(test.app, email);
-      await markEmailVerified(test, email); // only a proved address may add a factor
-      const authorization = `Bearer ${user.token}`;
-      const enrolment = await test.app.inject({ method: 'POST', url: '/me/mfa/totp', headers: { authorization } });
-      expect(enrolment.statusCode, enrolment.body).toBe(200);
-      const secret: string = json(enrolment).data.secret;
-      const confirmed = await test.app.inject({ method: 'POST', url: '/me/mfa/totp/confirm', headers: { authorization }, payload: { code: codeAt(secret) } });
-      expect(confirmed.statusCode, confirmed.body).toBe(200);
-      const recoveryCodes: string[] = json(confirmed).data.recovery_codes;
-      // Each code is accepted once: the sign-in uses the next 30 s step's.
-      test.clock.advanceSeconds(30);
+      // Each code is accepted once: enableTotp moves to the next 30 s step, whose code the sign-in uses.
+      const { secret, recoveryCodes } = await enableTotp(test, { email, token: user.token });
       const tickets = () => test.deps.db.selectFrom('mfa_tickets').selectAll().where('user_id', '=', user.id).execute();
 
       await page.goto(`${origin}/passkeys/demo`);
