@@ -63,23 +63,31 @@ export function ConfirmDialog(props: {
   const dialog = useRef<HTMLDialogElement>(null);
   // A page may hold several dialogs: each names itself by ids of its own.
   const id = useId();
+  // The latest props, for the observer below (set at every render, read when the dialog closes).
+  const latest = useRef(props);
+  latest.current = props;
   useEffect(() => {
     const element = dialog.current;
     if (!element) return;
     if (props.open && !element.open) element.showModal();
     if (!props.open && element.open) element.close();
   }, [props.open]);
+  // The browser closed the dialog (Escape) while the state still says open: the state follows at once.
+  // The 'close' event is a later task and 'cancel' is skipped when Chromium sees no recent user
+  // activation, so a handler on either could run after a quick Enter on the opener had set the state
+  // to open again, and cancel that (seen as a flaky browser test under load). A mutation observer's
+  // callback runs before the task that closed the dialog ends, so it sees the state of that moment.
+  useEffect(() => {
+    const element = dialog.current;
+    if (!element) return;
+    const observer = new MutationObserver(() => {
+      if (!element.open && latest.current.open) latest.current.onCancel();
+    });
+    observer.observe(element, { attributes: true, attributeFilter: ['open'] });
+    return () => observer.disconnect();
+  }, []);
   return (
-    <dialog
-      ref={dialog}
-      aria-labelledby={`${id}-title`}
-      aria-describedby={`${id}-body`}
-      // Escape: the state follows in the same task ('cancel' fires before the dialog closes). Waiting for
-      // 'close' (a later task) let a quick Enter on the opener be lost: the opener set the state it still
-      // had, and the late close then cancelled it (seen as a flaky browser test).
-      onCancel={() => props.onCancel()}
-      onClose={() => props.open && props.onCancel()}
-    >
+    <dialog ref={dialog} aria-labelledby={`${id}-title`} aria-describedby={`${id}-body`}>
       <h2 id={`${id}-title`}>{props.title}</h2>
       <div id={`${id}-body`}>{props.children}</div>
       <div class="actions">
