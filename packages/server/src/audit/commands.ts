@@ -87,14 +87,15 @@ export async function runAuditCommand(argv: string[], usage: string, io: AuditCo
     }
 
     const format = values.json === true ? (event: AuditEvent) => `${JSON.stringify(event)}\n` : describe;
-    // The latest events, printed oldest first as tail does.
-    const latest = (await listAuditEventsBefore(db, filter, undefined, limit)).reverse();
+    // One boundary for both parts: the newest event of the whole table, read first. The latest events up to it are
+    // printed (oldest first, as tail does), and --follow prints what comes after it. Reading the boundary after the
+    // latest page left a gap: an event written between the two reads was in neither (seen as a flaky test).
+    const newest = Number((await listAuditEventsBefore(db, {}, undefined, 1))[0]?.id ?? 0);
+    const latest = (await listAuditEventsBefore(db, filter, newest + 1, limit)).reverse();
     if (latest.length > 0) await write(io, latest.map((row) => format(toAuditEvent(row))).join(''));
     if (values.follow !== true) return 0;
 
-    // From the newest event of the whole table: an event matching the filter later is new, not old.
-    const newest = await listAuditEventsBefore(db, {}, undefined, 1);
-    let afterId = Math.max(Number(latest.at(-1)?.id ?? 0), Number(newest[0]?.id ?? 0));
+    let afterId = newest;
     const signal = io.signal ?? processStopSignal();
     while (!signal.aborted) {
       const rows = await listAuditEventsAfter(db, filter, afterId, PAGE_SIZE);
