@@ -17,7 +17,7 @@ describe.each(testDialects())('gatehouse CLI [%s]', (dialect) => {
   afterAll(() => database.drop());
 
   it('migrates, then lists and rotates signing keys', async () => {
-    expect((await cli('migrate')).stdout).toBe('applied: 0001_initial, 0002_signing_key_activation, 0003_clients, 0004_session_client, 0005_audit_events, 0006_account_security, 0008_mfa_ticket_password\n');
+    expect((await cli('migrate')).stdout).toBe('applied: 0001_initial, 0002_signing_key_activation, 0003_clients, 0004_session_client, 0005_audit_events, 0006_account_security, 0008_mfa_ticket_password, 0009_legacy_factors\n');
     expect((await cli('migrate')).stdout).toBe('database is up to date\n');
 
     const first = (await cli('keys', 'list')).stdout.trim().split('\n');

@@ -76,7 +76,7 @@ export async function confirmEmailChange(deps: EmailChangeDeps, token: string, c
       if (!before || before.disabled_at !== null) return { refused: before ? 'disabled' : 'no_such_user', userId: spent.user_id } as const;
       await trx
         .updateTable('users')
-        .set({ email: spent.email, email_normalized: normalizeEmail(spent.email), email_verified_at: now, updated_at: now })
+        .set({ email: spent.email, email_normalized: normalizeEmail(spent.email), email_verified_at: now, legacy_factors_at: null, updated_at: now })
         .where('id', '=', before.id)
         .execute();
       // Other pending changes and links to the old address are void now.

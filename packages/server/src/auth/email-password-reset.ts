@@ -88,6 +88,7 @@ export async function resetPassword(
         updated_at: now,
         // The link reached the mailbox: the address is proved as well.
         email_verified_at: user.email_verified_at ?? now,
+        legacy_factors_at: null,
       })
       .where('id', '=', user.id)
       // Still enabled and still at that address: an admin who disabled the account meanwhile wins.
@@ -95,9 +96,11 @@ export async function resetPassword(
       .where('email_normalized', '=', user.email_normalized)
       .executeTakeFirst();
     if (Number(changed.numUpdatedRows) !== 1) return 'changed' as const;
-    if (user.email_verified_at === null) {
-      // The first proof of the mailbox: a factor added before it (older versions allowed that) may be the
-      // one who signed up with this address first, and must not outlive the password it came with.
+    if (user.legacy_factors_at !== null) {
+      // The first proof of the mailbox on an account that added factors before any (older versions allowed that;
+      // migration 0009 marked them): they may be whoever signed up with this address first, and must not outlive
+      // the password they came with. Not "the address is not verified": an admin's move to a new address clears
+      // that too, and a reset through the new mailbox must not strip the owner's second factor.
       for (const table of ['passkeys', 'recovery_codes', 'totp_factors', 'mfa_tickets', 'webauthn_challenges'] as const) {
         await trx.deleteFrom(table).where('user_id', '=', Number(user.id)).execute();
       }

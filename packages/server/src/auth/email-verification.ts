@@ -98,7 +98,8 @@ export async function verifyEmail(deps: EmailFlowDeps, token: string, context: R
   }
   await deps.db
     .updateTable('users')
-    .set({ email_verified_at: now, updated_at: now })
+    // The first proof of the address: factors from before it (migration 0009) are the owner's from now on.
+    .set({ email_verified_at: now, legacy_factors_at: null, updated_at: now })
     .where('id', '=', user.id)
     .where('email_normalized', '=', user.email_normalized)
     .where('email_verified_at', 'is', null)

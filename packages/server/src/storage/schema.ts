@@ -15,6 +15,12 @@ export interface UsersTable {
   disabled_at: number | null;
   /** When the user proved they read mail at this address (migration 0006); null: not verified. */
   email_verified_at: number | null;
+  /**
+   * Set by migration 0009 on accounts that had a second factor or passkey before their address was ever proved
+   * (older versions allowed that); the first proof of the address clears it, and a password reset removes those
+   * factors. Null on every account since: a factor can no longer be added to an unproved address.
+   */
+  legacy_factors_at: number | null;
 }
 
 export interface SessionsTable {

@@ -6,6 +6,7 @@ import * as sessionClient from './0004_session_client.ts';
 import * as auditEvents from './0005_audit_events.ts';
 import * as accountSecurity from './0006_account_security.ts';
 import * as mfaTicketPassword from './0008_mfa_ticket_password.ts';
+import * as legacyFactors from './0009_legacy_factors.ts';
 
 /** Every migration, in order. Names never change once released. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_audit_events': auditEvents,
   '0006_account_security': accountSecurity,
   '0008_mfa_ticket_password': mfaTicketPassword,
+  '0009_legacy_factors': legacyFactors,
 };
