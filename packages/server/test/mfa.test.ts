@@ -12,6 +12,7 @@ import {
   json,
   loginUser,
   openTestApp,
+  signedInAdmin,
   signedInUser, signedInVerifiedUser,
   startTestApp,
   STRONG_PASSWORD,
@@ -348,6 +349,16 @@ describe.each(testDialects())('TOTP second factor [%s]', (dialect) => {
     const pending = await ticketFor('disabled@example.com');
     await test.deps.db.updateTable('users').set({ disabled_at: test.clock.nowSeconds() }).where('id', '=', other.id).execute();
     expectErrorEnvelope(await finish(pending, codeAt(test, other.secret)), 401);
+
+    // Disabled by an admin and enabled again before the ticket's 5 minutes are up: the ticket stays void.
+    const admin = await signedInAdmin(test, 'ticket-admin@example.com');
+    const third = await enrolled('reenabled@example.com');
+    const halfway = await ticketFor('reenabled@example.com');
+    for (const disabled of [true, false]) {
+      const patched = await test.app.inject({ method: 'PATCH', url: `/users/${third.id}`, headers: bearer(admin.token), payload: { disabled } });
+      expect(patched.statusCode, patched.body).toBe(200);
+    }
+    expectErrorEnvelope(await finish(halfway, codeAt(test, third.secret)), 401);
   });
 
   it('refuses the OAuth password grant for an MFA account, only after the right password', async () => {

@@ -13,6 +13,7 @@ import { CHALLENGE_TTL_SECONDS, PASSKEY_LOGIN_MAX_ATTEMPTS } from '../src/passke
 import { createTestDatabase, enableTotp, expectErrorEnvelope, json, markEmailVerified, totpAt, openTestApp, signedInUser, signedInVerifiedUser, startTestApp, testDialects, type TestApp } from './helpers.ts';
 import { FLAGS, SoftAuthenticator } from './soft-authenticator.ts';
 
+const MAX_PASSKEYS = 20; // Written out, as below: a raised cap there must fail here.
 const ORIGIN = 'https://login.example.test';
 const RP_ID = 'login.example.test';
 const ENV = { WEBAUTHN_RP_ID: RP_ID, WEBAUTHN_ORIGINS: `${ORIGIN},https://other.example.test`, PUBLIC_URL: ORIGIN };
@@ -160,6 +161,12 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
       ['wrong origin', (options) => authenticator.assert(options, { origin: 'https://evil.example.test' })],
       ['no user verification', (options) => authenticator.assert(options, { flags: FLAGS.UP })],
       ['another user handle', (options) => authenticator.assert(options, { userHandle: Buffer.alloc(32, 1).toString('base64url') })],
+      ['no user handle', (options) => {
+        // A discoverable sign-in must name its account (WebAuthn §7.2): a response without the handle is refused.
+        const genuine = authenticator.assert(options);
+        const { userHandle: _dropped, ...response } = genuine.response;
+        return { ...genuine, response };
+      }],
     ];
     for (const [label, make] of cases) {
       const start = await loginOptions(test);
@@ -261,6 +268,19 @@ describe.each(testDialects())('passkeys over HTTP [%s]', (dialect) => {
     const junk = authenticator.assert(start.options);
     expectErrorEnvelope(await verifyLogin(test, { challenge_id: start.challenge_id, response: { ...junk, response: { ...junk.response, authenticatorData: 'AA', signature: 'AA' } } }), 403);
     expect((await test.deps.db.selectFrom('passkeys').selectAll().execute()).length).toBe(1);
+  });
+
+  it(`keeps at most ${MAX_PASSKEYS} passkeys per account, even with several registrations open at once`, async () => {
+    const user = await signedInVerifiedUser(test, 'many@example.com');
+    for (let n = 1; n < MAX_PASSKEYS; n += 1) await registerWith(test, user.token, authenticator);
+    // Two challenges handed out at 19: only one of them may add the 20th.
+    const [first, second] = [await registrationOptions(test, user.token), await registrationOptions(test, user.token)];
+    const verify = (options: unknown) =>
+      test.app.inject({ method: 'POST', url: '/me/passkeys/register/verify', headers: bearer(user.token), payload: { response: authenticator.register(options as never) } });
+    expect((await verify(first)).statusCode).toBe(201);
+    expectErrorEnvelope(await verify(second), 400, `invalid request - at most ${MAX_PASSKEYS} passkeys per account - delete one first`);
+    expectErrorEnvelope(await test.app.inject({ method: 'POST', url: '/me/passkeys/register/options', headers: bearer(user.token) }), 400);
+    expect(await test.deps.db.selectFrom('passkeys').select('id').where('user_id', '=', user.id).execute()).toHaveLength(MAX_PASSKEYS);
   });
 
   it('refuses disabled accounts and (REQUIRE_EMAIL_VERIFICATION) unverified ones after the passkey verified', async () => {

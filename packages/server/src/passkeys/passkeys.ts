@@ -14,7 +14,7 @@ import { startSession, type SessionClient, type SessionDeps, type SessionTokens 
 import type { CounterStore } from '../abuse/counter-store.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
-import { findUserById, type UserRow } from '../storage/users.ts';
+import { findUserById, findUserForUpdate, takeSqliteWriteLock, type UserRow } from '../storage/users.ts';
 import { toPublicUser, type PublicUser } from '../users/user.ts';
 
 // @simplewebauthn/server and its dependencies weigh about 26 MiB resident (measured alone): loaded by
@@ -135,6 +135,9 @@ function answeredChallenge(clientDataJSON: string): string | undefined {
   }
 }
 
+const tooManyPasskeys = () =>
+  new AppError('invalid_input', 'too many passkeys', { fieldErrors: [{ field: 'passkeys', message: `at most ${MAX_PASSKEYS_PER_USER} passkeys per account - delete one first` }] });
+
 async function activeUser(deps: PasskeyDeps, userId: number): Promise<UserRow> {
   const user = await findUserById(deps.db, userId);
   // The token was live a moment ago; a user deleted or disabled since then gets what a revoked token gets.
@@ -145,9 +148,7 @@ async function activeUser(deps: PasskeyDeps, userId: number): Promise<UserRow> {
 export async function registrationOptions(deps: PasskeyDeps, userId: number): Promise<PublicKeyCredentialCreationOptionsJSON> {
   const user = await activeUser(deps, userId);
   const existing = await deps.db.selectFrom('passkeys').select(['credential_id', 'transports']).where('user_id', '=', userId).execute();
-  if (existing.length >= MAX_PASSKEYS_PER_USER) {
-    throw new AppError('invalid_input', `at most ${MAX_PASSKEYS_PER_USER} passkeys per account - delete one first`, { fieldErrors: [] });
-  }
+  if (existing.length >= MAX_PASSKEYS_PER_USER) throw tooManyPasskeys();
   const options = await (await webauthn()).generateRegistrationOptions({
     rpName: deps.config.webauthn.rpName,
     rpID: deps.config.webauthn.rpId,
@@ -191,30 +192,38 @@ export async function registerPasskey(
   }
   if (!verification.verified) throw rejected();
   const { credential, credentialDeviceType, credentialBackedUp } = verification.registrationInfo;
-  await activeUser(deps, userId);
   const now = deps.clock.nowSeconds();
   const name = input.name?.trim() || `Passkey ${isoTime(now).slice(0, 10)}`;
   const handle = Buffer.from(userHandle(deps, userId)).toString('base64url');
   const transports = JSON.stringify(credential.transports ?? input.response.response.transports ?? []);
-  const row = await deps.db
-    .insertInto('passkeys')
-    .values({
-      user_id: userId,
-      credential_id: credential.id,
-      public_key: Buffer.from(credential.publicKey).toString('base64url'),
-      user_handle: handle,
-      counter: credential.counter,
-      transports,
-      device_type: credentialDeviceType,
-      backed_up: credentialBackedUp ? 1 : 0,
-      name,
-      created_at: now,
-      last_used_at: null,
-    })
-    // Credential ids are unique across users: a second registration of one (excludeCredentials ignored) changes nothing.
-    .onConflict((conflict) => conflict.column('credential_id').doNothing())
-    .returningAll()
-    .executeTakeFirst();
+  // Counted again where the row goes in, under the user's lock: several registration challenges may be open at
+  // once, each handed out below the cap, and each would otherwise add one more.
+  const row = await deps.db.transaction().execute(async (trx) => {
+    await takeSqliteWriteLock(trx);
+    const user = await findUserForUpdate(trx, userId);
+    if (!user || user.disabled_at !== null) throw new AppError('token_revoked', 'the account is no longer active');
+    const { count } = await trx.selectFrom('passkeys').select((eb) => eb.fn.countAll<number | string>().as('count')).where('user_id', '=', userId).executeTakeFirstOrThrow();
+    if (Number(count) >= MAX_PASSKEYS_PER_USER) throw tooManyPasskeys();
+    return trx
+      .insertInto('passkeys')
+      .values({
+        user_id: userId,
+        credential_id: credential.id,
+        public_key: Buffer.from(credential.publicKey).toString('base64url'),
+        user_handle: handle,
+        counter: credential.counter,
+        transports,
+        device_type: credentialDeviceType,
+        backed_up: credentialBackedUp ? 1 : 0,
+        name,
+        created_at: now,
+        last_used_at: null,
+      })
+      // Credential ids are unique across users: a second registration of one (excludeCredentials ignored) changes nothing.
+      .onConflict((conflict) => conflict.column('credential_id').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+  });
   if (!row) throw rejected('verification failed - this passkey is already registered');
   deps.audit.record({
     action: 'user.passkey_register',
@@ -302,8 +311,9 @@ export async function loginWithPasskey(
   const passkey = await deps.db.selectFrom('passkeys').selectAll().where('credential_id', '=', input.response.id).executeTakeFirst();
   if (!passkey) throw failed('unknown_credential');
   // A discoverable assertion names its account: it must be the one the credential was registered for.
+  // WebAuthn L3 §7.2: with no allowCredentials the response must carry the user handle, so a missing one is refused.
   const returnedHandle = input.response.response.userHandle;
-  if (returnedHandle !== undefined && returnedHandle !== passkey.user_handle) throw failed('user_handle_mismatch', passkey.user_id);
+  if (returnedHandle !== passkey.user_handle) throw failed('user_handle_mismatch', passkey.user_id);
   let verification: VerifiedAuthenticationResponse;
   try {
     verification = await (await webauthn()).verifyAuthenticationResponse({

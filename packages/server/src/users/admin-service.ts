@@ -232,6 +232,10 @@ export async function changeUser(deps: AdminServiceDeps, caller: AdminCaller, id
         // address, a pending move to a third one, perhaps a thief's) must not prove, reset or undo anything now.
         await spendUserEmailTokens(trx, id, ['verify_email', 'reset_password', 'change_email'], now);
       }
+      if (set.disabled_at !== undefined && set.disabled_at !== null) {
+        // A login halfway through (password right, code not yet sent) ends too: enabled again, its ticket must not finish it.
+        await trx.deleteFrom('mfa_tickets').where('user_id', '=', id).execute();
+      }
       const rolesRemoved = changes.roles !== undefined && beforeRoles.some((role) => !changes.roles!.includes(role));
       // A token carries the roles and the email; a disabled account must not come back to old sessions when enabled.
       const reason: RevocationReason | undefined =
