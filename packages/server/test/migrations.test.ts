@@ -1,11 +1,10 @@
-import { Migrator, sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../src/storage/db.ts';
+import { createDb, createMigrator, type Db } from '../src/storage/db.ts';
 import { migrations } from '../src/storage/migrations/index.ts';
 import { createTestDatabase, testDialects, type TestDatabase } from './helpers.ts';
 
 /**
- * Migrations that change data, run over rows an older version left: the database is migrated up to the
+ * A run of migrations commits whole or not at all, and migrations that change data, run over rows an older version left: the database is migrated up to the
  * migration before, filled as that version would have, then migrated to the latest.
  */
 describe.each(testDialects())('data migrations [%s]', (dialect) => {
@@ -23,9 +22,7 @@ describe.each(testDialects())('data migrations [%s]', (dialect) => {
     db = await createDb(database.url);
     const names = Object.keys(migrations).sort();
     const upTo = Object.fromEntries(names.slice(0, names.indexOf(last) + 1).map((name) => [name, migrations[name]!]));
-    const migrationTableSchema =
-      dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db.kysely)).rows[0]!.schema : undefined;
-    const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => upTo }, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
+    const migrator = await createMigrator(db.kysely, upTo);
     const result = await migrator.migrateToLatest();
     if (result.error) throw result.error;
     return db;
@@ -68,5 +65,28 @@ describe.each(testDialects())('data migrations [%s]', (dialect) => {
       [ids.totpProved]: false,
       [ids.plainUnproved]: false,
     });
+  });
+
+  it('leaves nothing of a run that fails halfway: the next start applies it again cleanly', async () => {
+    // A run of the last real migration and one that changes the schema, then fails (a crash, a full disk).
+    const db = await migratedUpTo('0008_mfa_ticket_password');
+    const broken = {
+      ...migrations,
+      '9999_fails_halfway': {
+        up: async (k: import('kysely').Kysely<any>) => {
+          await k.schema.alterTable('users').addColumn('half_done', 'text').execute();
+          throw new Error('interrupted');
+        },
+      },
+    };
+    const failed = await (await createMigrator(db.kysely, broken)).migrateToLatest();
+    expect(failed.error).toBeInstanceOf(Error);
+    const k = db.kysely as any;
+    // Neither the failing migration's column nor the one before it in the same run is there, nor recorded.
+    await expect(k.selectFrom('users').select('half_done').execute()).rejects.toThrow();
+    await expect(k.selectFrom('users').select('legacy_factors_at').execute()).rejects.toThrow();
+    const outcome = await db.migrate();
+    expect(outcome.results?.map((result) => [result.migrationName, result.status])).toEqual([['0009_legacy_factors', 'Success']]);
+    expect(await k.selectFrom('users').select('legacy_factors_at').execute()).toEqual([]);
   });
 });

@@ -7,9 +7,12 @@ import {
   PostgresAdapter,
   PostgresDialect,
   PostgresIntrospector,
+  SqliteAdapter,
   SqliteDialect,
   sql,
   type DatabaseIntrospector,
+  type DialectAdapter,
+  type Migration,
   type DatabaseMetadata,
   type LogEvent,
   type MigrationResultSet,
@@ -81,7 +84,7 @@ export async function createDb(databaseUrl: string, options: DbOptions = {}): Pr
   let pgPool: pg.Pool | undefined;
   if (dialect === 'sqlite') {
     const filePath = databaseUrl.slice('sqlite:'.length);
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: await openSqlite(filePath, options.timeouts?.queryMs) }), log });
+    kysely = new Kysely<Database>({ dialect: new TransactionalDdlSqliteDialect({ database: await openSqlite(filePath, options.timeouts?.queryMs) }), log });
   } else {
     pgPool = await openPostgresPool(databaseUrl, options);
     kysely = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool: discardingTimedOutClients(pgPool) }), log });
@@ -151,15 +154,38 @@ class CurrentSchemaPostgresDialect extends PostgresDialect {
   }
 }
 
-async function migrateToLatest(kysely: Kysely<Database>): Promise<MigrationOutcome> {
+/**
+ * SQLite's schema changes are transactional like its other writes, but Kysely's adapter says otherwise to be safe,
+ * so its migrator ran them one statement at a time: a crash or an error halfway through a migration left a column
+ * or table behind with the migration unrecorded, and every later start failed on it ("duplicate column name").
+ * With this adapter a run of pending migrations commits with its bookkeeping, whole or not at all, as on PostgreSQL.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class TransactionalDdlSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
+/** The migrator for this database: its bookkeeping in our own schema; `list` is every migration unless told (tests). */
+export async function createMigrator(kysely: Kysely<any>, list: Record<string, Migration> = migrations): Promise<Migrator> {
   const isPostgres = kysely.getExecutor().adapter instanceof PostgresAdapter;
   // Kysely looks for its bookkeeping tables in every schema; pin them to ours (search_path may name another).
   const migrationTableSchema = isPostgres ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(kysely)).rows[0]?.schema : undefined;
-  const migrator = new Migrator({
+  return new Migrator({
     db: kysely,
-    provider: { getMigrations: async () => migrations },
+    provider: { getMigrations: async () => list },
     ...(migrationTableSchema ? { migrationTableSchema } : {}),
   });
+}
+
+async function migrateToLatest(kysely: Kysely<Database>): Promise<MigrationOutcome> {
+  const migrator = await createMigrator(kysely);
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error;
   const createdDatabase = result.results?.some((migration) => migration.migrationName === FIRST_MIGRATION && migration.status === 'Success') ?? false;
