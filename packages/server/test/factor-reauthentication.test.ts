@@ -284,65 +284,92 @@ describe.each(testDialects())('re-authentication for new sign-in factors, and se
     expect((await enrol(squatter.token)).statusCode).toBe(200);
   });
 
-  it('a reset that proves the address for the first time removes factors added before (accounts from older versions)', async () => {
-    const email = freshEmail('legacy');
+  /** A verified account with a passkey and TOTP on; the verification message is taken from the mailbox and returned. */
+  async function accountWithFactors(label: string) {
+    const email = freshEmail(label);
     const user = await signedInVerifiedUser(test, email);
-    await mailbox.next(email); // verification
+    const verification = await mailbox.next(email);
     const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
     const options = json(await passkeyOptions(user.token)).data;
     expect((await post('/me/passkeys/register/verify', user.token, { response: authenticator.register(options) })).statusCode).toBe(201);
     const secret: string = json(await enrol(user.token)).data.secret;
     expect((await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) })).statusCode).toBe(200);
     await settled();
-    // As migration 0009 leaves an account of an older version: factors on an address never proved, marked.
-    await test.deps.db.updateTable('users').set({ email_verified_at: null, legacy_factors_at: test.clock.nowSeconds() }).where('id', '=', user.id).execute();
-
+    return { email, user, authenticator, verification, secret };
+  }
+  /** As migration 0009 leaves an account of an older version: factors on an address never proved, marked. */
+  const markAsLegacy = (userId: number) =>
+    test.deps.db.updateTable('users').set({ email_verified_at: null, legacy_factors_at: test.clock.nowSeconds() }).where('id', '=', userId).execute();
+  /** Forgot password, the link from the mailbox, a new password: as the owner of `email` would. */
+  async function resetThroughMailbox(email: string) {
     expect((await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(200);
-    const resetMessage = await waitForSubject(email, /reset/i);
-    const token = linkIn(resetMessage, `${ORIGIN}/account/reset-password?token=`).searchParams.get('token');
-    expect((await test.app.inject({ method: 'POST', url: '/password/reset', payload: { token, new_password: OTHER_PASSWORD } })).statusCode).toBe(200);
-    for (const table of ['passkeys', 'totp_factors', 'recovery_codes', 'mfa_tickets'] as const) {
-      expect(await test.deps.db.selectFrom(table).select('user_id').where('user_id', '=', user.id).execute(), table).toEqual([]);
-    }
+    const token = linkIn(await waitForSubject(email, /reset/i), `${ORIGIN}/account/reset-password?token=`).searchParams.get('token');
+    const reset = await test.app.inject({ method: 'POST', url: '/password/reset', payload: { token, new_password: OTHER_PASSWORD } });
+    expect(reset.statusCode, reset.body).toBe(200);
+  }
+  const factorCounts = async (userId: number) =>
+    Object.fromEntries(
+      await Promise.all(
+        (['passkeys', 'totp_factors', 'recovery_codes'] as const).map(async (table) => [table, (await test.deps.db.selectFrom(table).select('user_id').where('user_id', '=', userId).execute()).length]),
+      ),
+    );
+  const passkeySignIn = async (authenticator: SoftAuthenticator) => {
+    const start = json(await test.app.inject({ method: 'POST', url: '/login/passkey/options' })).data;
+    return test.app.inject({ method: 'POST', url: '/login/passkey/verify', payload: { challenge_id: start.challenge_id, response: authenticator.assert(start.options) } });
+  };
+
+  it('a reset that proves the address for the first time removes factors added before (accounts from older versions)', async () => {
+    const { email, user, authenticator } = await accountWithFactors('legacy');
+    await markAsLegacy(user.id);
+    await resetThroughMailbox(email);
+    expect(await factorCounts(user.id)).toEqual({ passkeys: 0, totp_factors: 0, recovery_codes: 0 });
+    expect(await test.deps.db.selectFrom('mfa_tickets').select('user_id').where('user_id', '=', user.id).execute()).toEqual([]);
     // The new password signs in on its own; the old passkey does not.
     const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email, password: OTHER_PASSWORD } });
     expect(login.statusCode, login.body).toBe(201);
-    const start = json(await test.app.inject({ method: 'POST', url: '/login/passkey/options' })).data;
-    const refused = await test.app.inject({ method: 'POST', url: '/login/passkey/verify', payload: { challenge_id: start.challenge_id, response: authenticator.assert(start.options) } });
-    expectErrorEnvelope(refused, 403, 'verification failed - passkey not accepted');
+    expectErrorEnvelope(await passkeySignIn(authenticator), 403, 'verification failed - passkey not accepted');
+  });
+
+  it("an older version's account proved by its verification link keeps its factors through a later reset", async () => {
+    const { email, user, verification } = await accountWithFactors('legacy-verified');
+    await markAsLegacy(user.id);
+    const token = linkIn(verification, `${ORIGIN}/account/verify-email?token=`).searchParams.get('token');
+    expect((await test.app.inject({ method: 'POST', url: '/email/verify', payload: { token } })).statusCode).toBe(200);
+    await resetThroughMailbox(email);
+    expect(await factorCounts(user.id)).toEqual({ passkeys: 1, totp_factors: 1, recovery_codes: 10 });
+  });
+
+  it("an older version's account moved by its owner to a confirmed address keeps its factors through a later reset", async () => {
+    const { user, secret } = await accountWithFactors('legacy-moved');
+    await markAsLegacy(user.id);
+    test.clock.advanceSeconds(30); // a fresh TOTP step: the confirm's code was spent
+    const newAddress = freshEmail('legacy-moved-new');
+    expect((await post('/me/email', user.token, { new_email: newAddress, password: STRONG_PASSWORD, code: codeAt(secret) })).statusCode).toBe(202);
+    const token = linkIn(await mailbox.next(newAddress), `${ORIGIN}/account/confirm-email?token=`).searchParams.get('token');
+    const confirmed = await test.app.inject({ method: 'POST', url: '/email/change/confirm', payload: { token } });
+    expect(confirmed.statusCode, confirmed.body).toBe(200);
+    await resetThroughMailbox(newAddress);
+    expect(await factorCounts(user.id)).toEqual({ passkeys: 1, totp_factors: 1, recovery_codes: 10 });
   });
 
   it("an admin's move to a new address keeps the owner's factors through a reset from the new mailbox", async () => {
     // The new address is not proved yet, but the factors were added on a proved one: they are the owner's, and a
     // link to the new mailbox alone must not remove them (review: this reset stripped TOTP and passkeys).
     const admin = await signedInAdmin(test, freshEmail('admin-move'));
-    const email = freshEmail('kept');
-    const user = await signedInVerifiedUser(test, email);
-    await mailbox.next(email); // verification
-    const authenticator = new SoftAuthenticator(ORIGIN, RP_ID);
-    const options = json(await passkeyOptions(user.token)).data;
-    expect((await post('/me/passkeys/register/verify', user.token, { response: authenticator.register(options) })).statusCode).toBe(201);
-    const secret: string = json(await enrol(user.token)).data.secret;
-    expect((await post('/me/mfa/totp/confirm', user.token, { code: codeAt(secret) })).statusCode).toBe(200);
+    const { user, authenticator } = await accountWithFactors('kept');
     const newAddress = freshEmail('kept-new');
     const patched = await test.app.inject({ method: 'PATCH', url: `/users/${user.id}`, headers: bearer(admin.token), payload: { email: newAddress } });
     expect(patched.statusCode, patched.body).toBe(200);
     expect((await test.deps.db.selectFrom('users').select('email_verified_at').where('id', '=', user.id).executeTakeFirstOrThrow()).email_verified_at).toBeNull();
 
-    expect((await test.app.inject({ method: 'POST', url: '/password/forgot', payload: { email: newAddress } })).statusCode).toBe(200);
-    const resetMessage = await waitForSubject(newAddress, /reset/i);
-    const token = linkIn(resetMessage, `${ORIGIN}/account/reset-password?token=`).searchParams.get('token');
-    const reset = await test.app.inject({ method: 'POST', url: '/password/reset', payload: { token, new_password: OTHER_PASSWORD } });
-    expect(reset.statusCode, reset.body).toBe(200);
-    expect(await totpRows(user.id)).toHaveLength(1);
-    expect(await test.deps.db.selectFrom('passkeys').select('id').where('user_id', '=', user.id).execute()).toHaveLength(1);
+    await resetThroughMailbox(newAddress);
+    expect(await factorCounts(user.id)).toEqual({ passkeys: 1, totp_factors: 1, recovery_codes: 10 });
     // The new password alone is not enough: the second step is still asked for.
     const login = await test.app.inject({ method: 'POST', url: '/login', payload: { email: newAddress, password: OTHER_PASSWORD } });
     expect(login.statusCode, login.body).toBe(200);
     expect(json(login).data.mfa_required).toBe(true);
     // And the passkey still signs in.
-    const start = json(await test.app.inject({ method: 'POST', url: '/login/passkey/options' })).data;
-    const signedIn = await test.app.inject({ method: 'POST', url: '/login/passkey/verify', payload: { challenge_id: start.challenge_id, response: authenticator.assert(start.options) } });
+    const signedIn = await passkeySignIn(authenticator);
     expect(signedIn.statusCode, signedIn.body).toBe(201);
   });
 

@@ -138,15 +138,14 @@ function answeredChallenge(clientDataJSON: string): string | undefined {
 const tooManyPasskeys = () =>
   new AppError('invalid_input', 'too many passkeys', { fieldErrors: [{ field: 'passkeys', message: `at most ${MAX_PASSKEYS_PER_USER} passkeys per account - delete one first` }] });
 
-async function activeUser(deps: PasskeyDeps, userId: number): Promise<UserRow> {
-  const user = await findUserById(deps.db, userId);
-  // The token was live a moment ago; a user deleted or disabled since then gets what a revoked token gets.
+/** The token was live a moment ago; a user deleted or disabled since then gets what a revoked token gets. */
+function active(user: UserRow | undefined): UserRow {
   if (!user || user.disabled_at !== null) throw new AppError('token_revoked', 'the account is no longer active');
   return user;
 }
 
 export async function registrationOptions(deps: PasskeyDeps, userId: number): Promise<PublicKeyCredentialCreationOptionsJSON> {
-  const user = await activeUser(deps, userId);
+  const user = active(await findUserById(deps.db, userId));
   const existing = await deps.db.selectFrom('passkeys').select(['credential_id', 'transports']).where('user_id', '=', userId).execute();
   if (existing.length >= MAX_PASSKEYS_PER_USER) throw tooManyPasskeys();
   const options = await (await webauthn()).generateRegistrationOptions({
@@ -200,8 +199,7 @@ export async function registerPasskey(
   // once, each handed out below the cap, and each would otherwise add one more.
   const row = await deps.db.transaction().execute(async (trx) => {
     await takeSqliteWriteLock(trx);
-    const user = await findUserForUpdate(trx, userId);
-    if (!user || user.disabled_at !== null) throw new AppError('token_revoked', 'the account is no longer active');
+    active(await findUserForUpdate(trx, userId));
     const { count } = await trx.selectFrom('passkeys').select((eb) => eb.fn.countAll<number | string>().as('count')).where('user_id', '=', userId).executeTakeFirstOrThrow();
     if (Number(count) >= MAX_PASSKEYS_PER_USER) throw tooManyPasskeys();
     return trx
